@@ -1,0 +1,167 @@
+/* srtpbridge: the daemon's command line, start-up and main loop. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "srtpbridge/config.h"
+#include "srtpbridge/daemon.h"
+#include "srtpbridge/log.h"
+#include "srtpbridge/srtplib.h"
+
+#define LOG_MODULE     "main"
+#define DEFAULT_CONFIG "/etc/srtpbridge/srtpbridge.ini"
+
+enum {
+	EXIT_USAGE = 3
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: srtpbridge [-c FILE]          run in the foreground (systemd style)\n"
+		   "       srtpbridge --check [-c FILE]  validate the config, print every problem\n"
+		   "       srtpbridge --version\n"
+		   "The default FILE is " DEFAULT_CONFIG ".\n");
+}
+
+static int print_version(void)
+{
+	int err = srtplib_init();
+
+	printf("srtpbridge %s (%s, %s)\n", SRTPBRIDGE_VERSION, srtplib_version(),
+	       err ? "unknown" : srtplib_backend());
+	if (!err)
+		srtplib_shutdown();
+	return 0;
+}
+
+/* --check: every problem as FILE:LINE: message on stderr; exit 0 or 1. */
+static int check(const char *path)
+{
+	struct config_problems probs = { 0 };
+	struct config *cfg = NULL;
+	char line[1400];
+	int err = config_load(path, 0, &cfg, &probs);
+
+	for (size_t i = 0; i < probs.n; i++)
+		fprintf(stderr, "%s\n", config_problem_format(&probs.v[i], line, sizeof(line)));
+	if (!err)
+		printf("%s: ok: %zu trunks, %zu routes, max_calls %d\n", path, cfg->ntrunks,
+		       cfg->nroutes, cfg->global.max_calls);
+	else if (err == ENOMEM)
+		fprintf(stderr, "%s: out of memory\n", path);
+	config_problems_free(&probs);
+	config_unref(cfg);
+	return err ? 1 : 0;
+}
+
+static int run(const char *path)
+{
+	struct config_problems probs = { 0 };
+	struct config *cfg = NULL;
+	struct event_config *ecfg = NULL;
+	struct event_base *base = NULL;
+	struct daemon *d = NULL;
+	char line[1400];
+	int err;
+
+	log_init(2);
+	LOG_INFO(NULL, "starting", LF_S("version", SRTPBRIDGE_VERSION), LF_S("config", path));
+	err = config_load(path, 0, &cfg, &probs);
+	for (size_t i = 0; i < probs.n; i++) {
+		config_problem_format(&probs.v[i], line, sizeof(line));
+		if (probs.v[i].warning)
+			LOG_WARN(NULL, line);
+		else
+			LOG_ERROR(NULL, line);
+	}
+	config_problems_free(&probs);
+	if (err) {
+		LOG_ERROR(NULL, "cannot start: the config has errors", LF_S("config", path));
+		return 1;
+	}
+	log_set_level(cfg->global.log_level);
+
+	err = srtplib_init();
+	if (err) {
+		LOG_ERROR(NULL, "cannot start: libsrtp2 failed to initialise");
+		config_unref(cfg);
+		return 1;
+	}
+	LOG_DEBUG(NULL, "libsrtp2", LF_S("version", srtplib_version()),
+		  LF_S("backend", srtplib_backend()));
+
+	/* The main loop is single-threaded: workers talk to it through queues
+	 * and eventfds, never by touching its events. */
+	ecfg = event_config_new();
+	if (ecfg) {
+		event_config_set_flag(ecfg, EVENT_BASE_FLAG_NOLOCK);
+		base = event_base_new_with_config(ecfg);
+		event_config_free(ecfg);
+	}
+	if (!base) {
+		LOG_ERROR(NULL, "cannot start: no event base");
+		config_unref(cfg);
+		srtplib_shutdown();
+		return 1;
+	}
+	err = daemon_create(&d, base, path, cfg);
+	if (err) {
+		LOG_ERROR(NULL, "cannot start", LF_S("error", strerror(err)));
+		config_unref(cfg);
+		event_base_free(base);
+		srtplib_shutdown();
+		return 1;
+	}
+	daemon_ready(d);
+	LOG_INFO(NULL, "ready", LF_U("trunks", daemon_config(d)->ntrunks),
+		 LF_I("max_calls", daemon_config(d)->global.max_calls));
+	event_base_dispatch(base);
+	daemon_destroy(d);
+	event_base_free(base);
+	srtplib_shutdown();
+	LOG_INFO(NULL, "stopped");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, 'C' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = DEFAULT_CONFIG;
+	bool do_check = false;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'C':
+			do_check = true;
+			break;
+		case 'V':
+			return print_version();
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "srtpbridge: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	return do_check ? check(path) : run(path);
+}
