@@ -65,19 +65,12 @@ static int run(const char *path)
 	struct event_config *ecfg = NULL;
 	struct event_base *base = NULL;
 	struct daemon *d = NULL;
-	char line[1400];
 	int err;
 
 	log_init(2);
 	LOG_INFO(NULL, "starting", LF_S("version", SRTPBRIDGE_VERSION), LF_S("config", path));
 	err = config_load(path, 0, &cfg, &probs);
-	for (size_t i = 0; i < probs.n; i++) {
-		config_problem_format(&probs.v[i], line, sizeof(line));
-		if (probs.v[i].warning)
-			LOG_WARN(NULL, line);
-		else
-			LOG_ERROR(NULL, line);
-	}
+	config_problems_log(&probs);
 	config_problems_free(&probs);
 	if (err) {
 		LOG_ERROR(NULL, "cannot start: the config has errors", LF_S("config", path));

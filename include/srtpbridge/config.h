@@ -197,6 +197,8 @@ struct config *config_ref(struct config *c);
 void config_unref(struct config *c);
 
 void config_problems_free(struct config_problems *p);
+/* Logs each problem as one line whose msg is "FILE:LINE: message". */
+void config_problems_log(const struct config_problems *p);
 /* "FILE:LINE: message" (with "warning: " before warnings); returns borrowed buf. */
 const char *config_problem_format(const struct config_problem *p, char *buf, size_t size);
 

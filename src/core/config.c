@@ -27,6 +27,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#define LOG_MODULE	 "config"
 #define CONFIG_MAX_BYTES (1024 * 1024)
 #define LINE_LIMIT	 4096
 #define NAME_LIMIT	 49 /* inih's MAX_SECTION/MAX_NAME truncate beyond this */
@@ -125,6 +126,19 @@ const char *config_problem_format(const struct config_problem *p, char *buf, siz
 	return buf;
 }
 
+void config_problems_log(const struct config_problems *p)
+{
+	char line[1400];
+
+	for (size_t i = 0; i < p->n; i++) {
+		config_problem_format(&p->v[i], line, sizeof(line));
+		if (p->v[i].warning)
+			LOG_WARN(NULL, line);
+		else
+			LOG_ERROR(NULL, line);
+	}
+}
+
 static int cmp_problem(const void *a, const void *b)
 {
 	const struct config_problem *x = a, *y = b;
@@ -194,16 +208,6 @@ static const char *sec_label(const struct sec *s, char *buf, size_t size)
 	return buf;
 }
 
-static bool valid_name(const char *p, size_t n)
-{
-	if (n == 0)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)p[i]) && p[i] != '-' && p[i] != '_' && p[i] != '.')
-			return false;
-	return true;
-}
-
 static struct sec *find_sec(struct loader *ld, const char *name)
 {
 	for (size_t i = 0; i < ld->nsecs; i++)
@@ -236,9 +240,9 @@ static void open_section(struct loader *ld, const char *p, size_t n)
 	s->name[n] = '\0';
 	if (strcmp(s->name, "global") == 0) {
 		s->kind = CONFIG_SEC_GLOBAL;
-	} else if (n > 6 && strncmp(s->name, "trunk:", 6) == 0 && valid_name(p + 6, n - 6)) {
+	} else if (n > 6 && strncmp(s->name, "trunk:", 6) == 0 && cfg_valid_name(p + 6, n - 6)) {
 		s->kind = CONFIG_SEC_TRUNK;
-	} else if (n > 6 && strncmp(s->name, "route:", 6) == 0 && valid_name(p + 6, n - 6)) {
+	} else if (n > 6 && strncmp(s->name, "route:", 6) == 0 && cfg_valid_name(p + 6, n - 6)) {
 		s->kind = CONFIG_SEC_ROUTE;
 	} else if (strncmp(s->name, "trunk:", 6) == 0 || strncmp(s->name, "route:", 6) == 0) {
 		ERR(ld, s->line, "[%s]: a name after ':' uses letters, digits, '-', '_' and '.'",

@@ -826,7 +826,7 @@ static int parse_lifetime(struct loader *ld, const struct cfg_key *k, void *base
 
 /* ---- names of other trunks, and the route's regex ---- */
 
-static bool valid_name(const char *p, size_t n)
+bool cfg_valid_name(const char *p, size_t n)
 {
 	if (n == 0)
 		return false;
@@ -839,7 +839,7 @@ static bool valid_name(const char *p, size_t n)
 static int parse_trunk_ref(struct loader *ld, const struct cfg_key *k, void *base, const char *v,
 			   char *why, size_t whysz)
 {
-	if (*v && !valid_name(v, strlen(v)))
+	if (*v && !cfg_valid_name(v, strlen(v)))
 		return WHY("'%s' is not a trunk name", v);
 	return set_str(base, k, v, why, whysz);
 }
@@ -874,7 +874,7 @@ static int parse_trunk_list(struct loader *ld, const struct cfg_key *k, void *ba
 	if (!r->from_names || !r->from)
 		return WHY("out of memory");
 	for (int i = 0; i < n; i++) {
-		if (!valid_name(pc[i].p, pc[i].n))
+		if (!cfg_valid_name(pc[i].p, pc[i].n))
 			return WHY("'%.*s' is not a trunk name", (int)pc[i].n, pc[i].p);
 		r->from_names[i] = xstrndup(pc[i].p, pc[i].n);
 		if (!r->from_names[i])

@@ -54,6 +54,8 @@ char *cfg_loader_path(const struct loader *ld, const char *path);
 /* Shared with the loader's cross-checks. */
 int cfg_parse_uri(const char *s, size_t len, bool resolve, struct sip_uri *u, char *why,
 		  size_t whysz);
+/* Trunk and route names: letters, digits, '-', '_' and '.'. */
+bool cfg_valid_name(const char *p, size_t n);
 bool cfg_cidr_overlap(const struct cidr *a, const struct cidr *b);
 void cfg_cidr_from_sockaddr(const struct sockaddr_storage *ss, struct cidr *c);
 void cfg_uri_format(const struct sip_uri *u, char *buf, size_t size);

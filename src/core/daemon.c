@@ -112,20 +112,14 @@ int daemon_reload(struct daemon *d)
 	struct config_problems probs = { 0 };
 	struct config *cfg = NULL;
 	struct restart_ctx rc = { 0 };
-	char line[1400], buf[128];
+	char buf[128];
 	int err;
 
 	LOG_DEBUG(NULL, "reload requested", LF_S("config", d->config_path));
 	snprintf(buf, sizeof(buf), "RELOADING=1\nMONOTONIC_USEC=%" PRIu64, monotonic_usec());
 	notify(buf);
 	err = config_load(d->config_path, 0, &cfg, &probs);
-	for (size_t i = 0; i < probs.n; i++) {
-		config_problem_format(&probs.v[i], line, sizeof(line));
-		if (probs.v[i].warning)
-			LOG_WARN(NULL, line);
-		else
-			LOG_ERROR(NULL, line);
-	}
+	config_problems_log(&probs);
 	if (err) {
 		LOG_ERROR(NULL, "reload failed; keeping the running config",
 			  LF_U("errors", probs.nerrors ? probs.nerrors : 1),
