@@ -1,0 +1,781 @@
+"""Integration test harness for srtpbridge (python3 stdlib only).
+
+What it gives a test:
+  - free_port() / free_ports(n): a port number free on 127.0.0.1 for both UDP
+    and TCP, never handed out twice in one process;
+  - TempDir: a temporary directory per test (kept when SRTPBRIDGE_KEEP_TMP=1);
+  - render() / write_config(): config files from templates with @NAME@
+    placeholders (INI values may hold '$' and '{}' in regexes);
+  - parse_logfmt(): a logfmt parser (quoted values with \\" and \\\\ escapes,
+    a leading journal priority such as <6> is split off into '_priority');
+  - Daemon: the daemon as a subprocess, stderr read by a thread into parsed
+    records, wait_for_log(pred, timeout) on a condition variable;
+  - NotifySocket: a fake $NOTIFY_SOCKET (unix datagram, path or abstract)
+    that records every datagram with the sender's pid;
+  - DaemonTestCase: unittest.TestCase with a temp dir and cleanups.
+
+Cleanup: every process started here is killed at the end of its test
+(SIGTERM, SIGKILL after a grace period), again at exit (atexit), and, where
+util-linux setpriv exists, by the kernel when the test process dies
+(PR_SET_PDEATHSIG), so a ctest timeout leaves no daemon behind.
+
+Nothing here binds anything but 127.0.0.1 (or a unix socket in a temp dir).
+"""
+
+import atexit
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.environ.get("SRTPBRIDGE_SOURCE") or os.path.dirname(os.path.dirname(HERE))
+BIN_DIR = os.environ.get("SRTPBRIDGE_BIN") or os.path.join(SOURCE_DIR, "build", "bin")
+BUILD_DIR = os.environ.get("SRTPBRIDGE_BUILD") or os.path.dirname(BIN_DIR)
+LOOPBACK = "127.0.0.1"
+
+# Default time to wait for anything the daemon should do promptly.
+TIMEOUT = float(os.environ.get("SRTPBRIDGE_TEST_TIMEOUT", "10"))
+# Between SIGTERM and SIGKILL at cleanup.
+KILL_GRACE = 3.0
+
+
+def binary(name="srtpbridge"):
+    """Path of an executable in the build's bin/ directory."""
+    return os.path.join(BIN_DIR, name)
+
+
+def project_version():
+    """X.Y.Z from the top CMakeLists.txt's project(... VERSION X.Y.Z)."""
+    with open(os.path.join(SOURCE_DIR, "CMakeLists.txt"), encoding="utf-8") as f:
+        m = re.search(r"project\s*\(\s*srtpbridge\s+VERSION\s+(\d+\.\d+\.\d+)", f.read())
+    return m.group(1) if m else None
+
+
+# --------------------------------------------------------------------------
+# Cleanup registry
+
+_live_procs = []
+_live_dirs = []
+_registry_lock = threading.Lock()
+
+
+def _kill_process(proc, grace=KILL_GRACE):
+    if proc.poll() is not None:
+        return
+    try:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+    except ProcessLookupError:
+        pass
+
+
+def _cleanup_all():
+    with _registry_lock:
+        procs, dirs = list(_live_procs), list(_live_dirs)
+        _live_procs.clear()
+        _live_dirs.clear()
+    for p in procs:
+        _kill_process(p)
+    for d in dirs:
+        d.cleanup()
+
+
+atexit.register(_cleanup_all)
+
+
+def _on_fatal_signal(signum, frame):
+    _cleanup_all()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+for _sig in (signal.SIGTERM, signal.SIGHUP):
+    try:
+        signal.signal(_sig, _on_fatal_signal)
+    except (ValueError, OSError):  # not the main thread
+        pass
+
+_SETPRIV = shutil.which("setpriv")
+
+
+def _pdeathsig_prefix():
+    """A command prefix that makes the kernel SIGKILL the child when we die.
+
+    PR_SET_PDEATHSIG survives exec, so the daemon keeps our pid as its pid."""
+    if _SETPRIV is None or threading.current_thread() is not threading.main_thread():
+        # The signal fires when the *thread* that forked exits: only safe
+        # from the main thread.
+        return []
+    return [_SETPRIV, "--pdeathsig", "KILL", "--"]
+
+
+# --------------------------------------------------------------------------
+# Ports
+
+_handed_out = set()
+_ports_lock = threading.Lock()
+
+
+def free_port():
+    """A port number that is free on 127.0.0.1 for both TCP and UDP right now."""
+    for _ in range(200):
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            tcp.bind((LOOPBACK, 0))
+            port = tcp.getsockname()[1]
+            try:
+                udp.bind((LOOPBACK, port))
+            except OSError:
+                continue
+            with _ports_lock:
+                if port in _handed_out:
+                    continue
+                _handed_out.add(port)
+            return port
+        finally:
+            tcp.close()
+            udp.close()
+    raise RuntimeError("no free port on 127.0.0.1 after 200 tries")
+
+
+def free_ports(n):
+    return [free_port() for _ in range(n)]
+
+
+# --------------------------------------------------------------------------
+# Temporary directories
+
+
+class TempDir:
+    """A temporary directory; removed by cleanup() unless SRTPBRIDGE_KEEP_TMP=1."""
+
+    def __init__(self, prefix="srtpbridge-it-"):
+        # Short paths: unix socket paths are limited to 107 bytes.
+        base = os.environ.get("SRTPBRIDGE_TMPDIR") or "/tmp"
+        self.path = tempfile.mkdtemp(prefix=prefix, dir=base)
+        with _registry_lock:
+            _live_dirs.append(self)
+
+    def join(self, *parts):
+        return os.path.join(self.path, *parts)
+
+    def write(self, name, text, mode=None):
+        return write_file(self.join(name), text, mode)
+
+    def cleanup(self):
+        with _registry_lock:
+            if self in _live_dirs:
+                _live_dirs.remove(self)
+        if os.environ.get("SRTPBRIDGE_KEEP_TMP") == "1":
+            sys.stderr.write("harness: keeping %s\n" % self.path)
+            return
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.cleanup()
+
+    def __str__(self):
+        return self.path
+
+
+def write_file(path, text, mode=None):
+    """Writes text atomically (temp file + rename): a reload never reads half a file."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = "%s.tmp-%d" % (path, os.getpid())
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    if mode is not None:
+        os.chmod(tmp, mode)
+    os.replace(tmp, path)
+    return path
+
+
+# --------------------------------------------------------------------------
+# Config templates
+
+_PLACEHOLDER = re.compile(r"@([A-Z][A-Z0-9_]*)@")
+
+
+def render(template, **values):
+    """Replaces each @NAME@ with values[NAME]; a missing value is an error."""
+
+    def sub(m):
+        name = m.group(1)
+        if name not in values:
+            raise KeyError("template placeholder @%s@ has no value" % name)
+        return str(values[name])
+
+    return _PLACEHOLDER.sub(sub, template)
+
+
+def write_config(path, template, **values):
+    return write_file(path, render(template, **values))
+
+
+# The minimal valid config of the foundation daemon: two trunks on loopback.
+MINIMAL_CONFIG = """\
+[global]
+log_level = @LOG_LEVEL@
+control_socket = @CONTROL_SOCKET@
+metrics_listen =
+media_ports = @MEDIA_PORTS@
+@GLOBAL_EXTRA@
+[trunk:carrier]
+listen = udp:127.0.0.1:@CARRIER_LISTEN@
+peers = udp:127.0.0.1:@CARRIER_PEER@
+route = ivr
+
+[trunk:ivr]
+listen = udp:127.0.0.1:@IVR_LISTEN@
+peers = udp:127.0.0.1:@IVR_PEER@
+srtp = off
+route = carrier
+"""
+
+
+def minimal_values(tmp, **overrides):
+    """Values for MINIMAL_CONFIG with fresh ports; overrides win."""
+    values = {
+        "LOG_LEVEL": "info",
+        "CONTROL_SOCKET": os.path.join(str(tmp), "control.sock"),
+        "MEDIA_PORTS": "30000-30999",
+        "GLOBAL_EXTRA": "",
+    }
+    for name in ("CARRIER_LISTEN", "CARRIER_PEER", "IVR_LISTEN", "IVR_PEER"):
+        values[name] = free_port()
+    values.update(overrides)
+    return values
+
+
+def line_of(text, needle):
+    """1-based number of the first line of text that contains needle."""
+    for i, line in enumerate(text.splitlines(), 1):
+        if needle in line:
+            return i
+    raise ValueError("%r not in text" % needle)
+
+
+# --------------------------------------------------------------------------
+# logfmt
+
+
+class LogfmtError(ValueError):
+    pass
+
+
+_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r"}
+_PRIORITY = re.compile(r"^<([0-7])>")
+
+
+def parse_logfmt(line):
+    """Parses one logfmt line into a dict (str -> str, in line order).
+
+    key=value, key="quoted value" (escapes \\" \\\\ \\n \\t \\r), key= (empty),
+    and a bare key (logfmt's boolean: value True). A leading syslog priority
+    such as "<6>" (journal stream) is removed and stored as '_priority' (int).
+    Raises LogfmtError on malformed input."""
+    rec = {}
+    m = _PRIORITY.match(line)
+    if m:
+        rec["_priority"] = int(m.group(1))
+        line = line[m.end():]
+    i, n = 0, len(line)
+    while True:
+        while i < n and line[i] in " \t":
+            i += 1
+        if i >= n:
+            break
+        start = i
+        while i < n and line[i] not in ' \t="':
+            i += 1
+        key = line[start:i]
+        if not key:
+            raise LogfmtError("expected a key at column %d: %r" % (start + 1, line))
+        if i < n and line[i] == '"':
+            raise LogfmtError("quote inside key %r: %r" % (key, line))
+        if i >= n or line[i] != "=":
+            rec[key] = True
+            continue
+        i += 1  # '='
+        if i < n and line[i] == '"':
+            i += 1
+            out = []
+            while True:
+                if i >= n:
+                    raise LogfmtError("unterminated quoted value of %r: %r" % (key, line))
+                c = line[i]
+                if c == "\\":
+                    if i + 1 >= n:
+                        raise LogfmtError("dangling backslash in %r: %r" % (key, line))
+                    e = line[i + 1]
+                    out.append(_ESCAPES.get(e, "\\" + e))
+                    i += 2
+                elif c == '"':
+                    i += 1
+                    break
+                else:
+                    out.append(c)
+                    i += 1
+            if i < n and line[i] not in " \t":
+                raise LogfmtError("garbage after quoted value of %r: %r" % (key, line))
+            value = "".join(out)
+        else:
+            start = i
+            while i < n and line[i] not in " \t":
+                i += 1
+            value = line[start:i]
+            if '"' in value:
+                raise LogfmtError("stray quote in value of %r: %r" % (key, line))
+        if key in rec:
+            raise LogfmtError("duplicate key %r: %r" % (key, line))
+        rec[key] = value
+    return rec
+
+
+# Journal priority of each level (syslog: 3 err, 4 warning, 6 info, 7 debug).
+LEVEL_PRIORITY = {"error": 3, "warn": 4, "info": 6, "debug": 7}
+TS_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def logfmt_problems(rec):
+    """What is wrong with one parsed daemon log record (empty list: nothing)."""
+    if "_error" in rec:
+        return ["not logfmt (%s): %r" % (rec["_error"], rec["_raw"])]
+    problems = []
+    for key in ("ts", "level", "module", "msg"):
+        if key not in rec:
+            problems.append("no %s= in %r" % (key, rec["_raw"]))
+    if "ts" in rec and not TS_RE.match(str(rec["ts"])):
+        problems.append("ts=%r is not YYYY-MM-DDTHH:MM:SS.mmmZ" % rec["ts"])
+    if "level" in rec and rec["level"] not in LEVEL_PRIORITY:
+        problems.append("unknown level=%r in %r" % (rec["level"], rec["_raw"]))
+    return problems
+
+
+# --------------------------------------------------------------------------
+# Predicates (for Daemon.wait_for_log and NotifySocket.wait_for)
+
+
+def _value_matches(want, got):
+    if callable(want) and not isinstance(want, (str, bytes)):
+        return got is not None and bool(want(got))
+    if isinstance(want, re.Pattern):
+        return isinstance(got, str) and want.search(got) is not None
+    return got == want
+
+
+def matcher(pred=None, **fields):
+    """A predicate over a record: a callable, a dict, or field=value keywords.
+
+    A value may be a string (equal), a compiled regex (search) or a callable."""
+    if pred is not None and fields:
+        raise TypeError("give a predicate or fields, not both")
+    if pred is None:
+        pred = fields
+    if callable(pred):
+        return pred
+    want = dict(pred)
+    return lambda rec: all(_value_matches(v, rec.get(k)) for k, v in want.items())
+
+
+class _Recorder:
+    """An append-only list of records and a condition variable to wait on."""
+
+    def __init__(self, what):
+        self.what = what
+        self.records = []
+        self.cond = threading.Condition()
+        self.closed = False  # no record will ever come (EOF)
+        # Optional: a callable telling (with a reason) that the producer is gone
+        # although the stream is not closed (a dead daemon and its notify socket).
+        self.gone = None
+
+    def append(self, rec):
+        with self.cond:
+            self.records.append(rec)
+            self.cond.notify_all()
+
+    def close(self):
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+
+    def mark(self):
+        with self.cond:
+            return len(self.records)
+
+    def snapshot(self, since=0):
+        with self.cond:
+            return list(self.records[since:])
+
+    def find(self, pred=None, since=0, **fields):
+        match = matcher(pred, **fields)
+        return [r for r in self.snapshot(since) if match(r)]
+
+    def wait_for(self, pred=None, timeout=None, since=0, count=1, **fields):
+        """Waits until count records from index `since` on match; returns the
+        last of them (its index is rec['_index']). Fails the test (AssertionError)
+        on timeout or when the stream ended without a match."""
+        match = matcher(pred, **fields)
+        timeout = TIMEOUT if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        found = 0
+        i = since
+        gone_reason = None
+        with self.cond:
+            while True:
+                while i < len(self.records):
+                    if match(self.records[i]):
+                        found += 1
+                        if found >= count:
+                            return self.records[i]
+                    i += 1
+                if self.closed:
+                    reason = "the %s ended" % self.what
+                    break
+                if gone_reason is None and self.gone is not None:
+                    gone_reason = self.gone()
+                    if gone_reason:
+                        # What it sent just before dying may still be in flight.
+                        deadline = min(deadline, time.monotonic() + 0.5)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    reason = gone_reason or "timed out after %.1f s" % timeout
+                    break
+                # Liveness is polled: wake up now and then when it is watched.
+                self.cond.wait(left if self.gone is None else min(left, 0.1))
+        raise AssertionError(
+            "%s: %d of %d wanted records matched %s since #%d\nlast records:\n%s"
+            % (reason, found, count, _describe(pred, fields), since, self.tail(since))
+        )
+
+    def tail(self, since=0, n=40):
+        recs = self.snapshot(since)[-n:]
+        return "\n".join("  " + str(r.get("_raw", r)) for r in recs) or "  (none)"
+
+
+def _describe(pred, fields):
+    if fields:
+        return repr(fields)
+    if isinstance(pred, dict):
+        return repr(pred)
+    return getattr(pred, "__name__", repr(pred))
+
+
+# --------------------------------------------------------------------------
+# Fake NOTIFY_SOCKET
+
+
+class NotifySocket:
+    """A fake systemd notification socket.
+
+    Each datagram becomes a record: {'_raw': text, '_pid': sender pid,
+    '_time': monotonic seconds, '_index': n, KEY: VALUE for each line}.
+    `address` is what goes into $NOTIFY_SOCKET ('@name' when abstract)."""
+
+    def __init__(self, directory, abstract=False):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        if abstract:
+            name = "srtpbridge-test-%d-%s" % (os.getpid(), os.urandom(6).hex())
+            self.sock.bind("\0" + name)
+            self.address = "@" + name
+        else:
+            path = os.path.join(str(directory), "notify.sock")
+            self.sock.bind(path)
+            self.address = path
+        # The kernel attaches the sender's credentials (NotifyAccess=main).
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self.messages = _Recorder("notify socket")
+        self._stop_r, self._stop_w = os.pipe()
+        self._thread = threading.Thread(target=self._run, name="notify", daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        ucred = struct.Struct("iII")
+        try:
+            while True:
+                r, _, _ = select.select([self.sock, self._stop_r], [], [])
+                if self._stop_r in r:
+                    break
+                data, anc, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(ucred.size))
+                pid = None
+                for level, typ, cdata in anc:
+                    if level == socket.SOL_SOCKET and typ == socket.SCM_CREDENTIALS:
+                        pid = ucred.unpack(cdata[: ucred.size])[0]
+                text = data.decode("utf-8", "replace")
+                rec = {"_raw": text, "_pid": pid, "_time": time.monotonic()}
+                for line in text.split("\n"):
+                    if "=" in line:
+                        k, v = line.split("=", 1)
+                        rec[k] = v
+                rec["_index"] = self.messages.mark()
+                self.messages.append(rec)
+        except OSError:
+            pass
+        finally:
+            self.messages.close()
+
+    # Waiting and looking: a predicate may also be the text "KEY=VALUE".
+    @staticmethod
+    def _pred(pred, fields):
+        if isinstance(pred, str):
+            k, v = pred.split("=", 1)
+            return {k: v}
+        return pred
+
+    def attach(self, daemon):
+        """Waits fail at once (not at their timeout) when this daemon has exited."""
+
+        def gone():
+            rc = daemon.proc.poll() if daemon.proc is not None else None
+            return None if rc is None else "the daemon exited with status %d" % rc
+
+        self.messages.gone = gone
+
+    def mark(self):
+        return self.messages.mark()
+
+    def wait_for(self, pred=None, timeout=None, since=0, count=1, **fields):
+        return self.messages.wait_for(self._pred(pred, fields), timeout, since, count, **fields)
+
+    def find(self, pred=None, since=0, **fields):
+        return self.messages.find(self._pred(pred, fields), since, **fields)
+
+    def close(self):
+        if self._stop_w is not None:
+            os.write(self._stop_w, b"x")
+            self._thread.join(timeout=5)
+            os.close(self._stop_w)
+            os.close(self._stop_r)
+            self._stop_w = None
+            self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# --------------------------------------------------------------------------
+# The daemon as a subprocess
+
+
+class Daemon:
+    """srtpbridge -c CONFIG as a child process.
+
+    stderr is a pipe of our own (so its st_dev:st_ino is known before exec:
+    journal_stream=True sets JOURNAL_STREAM to it; a string sets it as is).
+    Its lines are parsed as logfmt into self.log (a _Recorder); each record
+    also has '_raw' (the line), '_index', '_time', and '_error' when it is
+    not logfmt. stdout lines go to self.stdout (records with '_raw').
+    """
+
+    def __init__(self, config, args=None, env=None, notify=None, watchdog_usec=None,
+                 journal_stream=None, program=None):
+        self.config = config
+        self.argv = [program or binary("srtpbridge")] + (["-c", config] if config else [])
+        self.argv += list(args or [])
+        self.env = dict(os.environ)
+        for var in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM",
+                    "LISTEN_FDS", "LISTEN_PID"):
+            self.env.pop(var, None)
+        if isinstance(notify, NotifySocket):
+            self.env["NOTIFY_SOCKET"] = notify.address
+            notify.attach(self)
+        elif notify is not None:
+            self.env["NOTIFY_SOCKET"] = notify
+        if watchdog_usec is not None:
+            self.env["WATCHDOG_USEC"] = str(watchdog_usec)
+        self.env.update(env or {})
+        self.journal_stream = journal_stream
+        self.proc = None
+        self.log = _Recorder("daemon's stderr")
+        self.stdout = _Recorder("daemon's stdout")
+        self._threads = []
+
+    # -- process
+    def start(self):
+        err_r, err_w = os.pipe()
+        out_r, out_w = os.pipe()
+        try:
+            env = dict(self.env)
+            if self.journal_stream is True:
+                st = os.fstat(err_w)
+                env["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
+            elif self.journal_stream:
+                env["JOURNAL_STREAM"] = self.journal_stream
+            self.env = env
+            self.proc = subprocess.Popen(
+                _pdeathsig_prefix() + self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out_w,
+                stderr=err_w,
+                env=env,
+                close_fds=True,
+            )
+        finally:
+            os.close(err_w)
+            os.close(out_w)
+        with _registry_lock:
+            _live_procs.append(self.proc)
+        for fd, rec, parse in ((err_r, self.log, True), (out_r, self.stdout, False)):
+            t = threading.Thread(target=self._reader, args=(fd, rec, parse), daemon=True)
+            t.start()
+            self._threads.append(t)
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def _reader(self, fd, rec, parse):
+        with os.fdopen(fd, "rb") as f:
+            for raw in f:
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                if os.environ.get("SRTPBRIDGE_TEST_ECHO") == "1":
+                    sys.stderr.write("[%d] %s\n" % (self.proc.pid, line))
+                item = {}
+                if parse:
+                    try:
+                        item = parse_logfmt(line)
+                    except LogfmtError as e:
+                        item = {"_error": str(e)}
+                item["_raw"] = line
+                item["_time"] = time.monotonic()
+                item["_index"] = rec.mark()
+                rec.append(item)
+        rec.close()
+
+    def send_signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def reload(self):
+        self.send_signal(signal.SIGHUP)
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait(self, timeout=None):
+        """Waits for exit (and for stderr/stdout to be read to EOF); returns the status."""
+        timeout = TIMEOUT if timeout is None else timeout
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                "daemon %d still running after %.1f s\nlast log lines:\n%s"
+                % (self.pid, timeout, self.log.tail())
+            ) from None
+        for t in self._threads:
+            t.join(timeout=5)
+        return rc
+
+    def stop(self, sig=signal.SIGTERM, timeout=None):
+        self.send_signal(sig)
+        return self.wait(timeout)
+
+    def kill(self, grace=KILL_GRACE):
+        if self.proc is None:
+            return
+        _kill_process(self.proc, grace)
+        with _registry_lock:
+            if self.proc in _live_procs:
+                _live_procs.remove(self.proc)
+        for t in self._threads:
+            t.join(timeout=5)
+
+    # -- logs
+    def log_mark(self):
+        return self.log.mark()
+
+    def wait_for_log(self, pred=None, timeout=None, since=0, count=1, **fields):
+        return self.log.wait_for(pred, timeout, since, count, **fields)
+
+    def find_logs(self, pred=None, since=0, **fields):
+        return self.log.find(pred, since, **fields)
+
+    def logs(self, since=0):
+        return self.log.snapshot(since)
+
+    def wait_ready(self, notify=None, timeout=None):
+        """Waits for msg=ready in the log (and READY=1 when a NotifySocket is given)."""
+        rec = self.wait_for_log(msg="ready", timeout=timeout)
+        if notify is not None:
+            notify.wait_for("READY=1", timeout=timeout)
+        return rec
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.kill()
+
+
+def run(argv, timeout=None, **kw):
+    """subprocess.run with text output captured; fails the test on a hang."""
+    timeout = 60 if timeout is None else timeout
+    try:
+        return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=timeout, **kw)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError("%s did not finish in %s s" % (argv, timeout)) from e
+
+
+# --------------------------------------------------------------------------
+# unittest glue
+
+
+class DaemonTestCase(unittest.TestCase):
+    """A TestCase with self.tmp (a TempDir) and daemons/sockets cleaned up."""
+
+    def setUp(self):
+        super().setUp()
+        self.tmp = TempDir()
+        self.addCleanup(self.tmp.cleanup)
+
+    def notify_socket(self, abstract=False):
+        sock = NotifySocket(self.tmp, abstract=abstract)
+        self.addCleanup(sock.close)
+        return sock
+
+    def start_daemon(self, config, **kw):
+        d = Daemon(config, **kw)
+        self.addCleanup(d.kill)
+        return d.start()
+
+    def minimal_config(self, name="srtpbridge.ini", **overrides):
+        """Writes MINIMAL_CONFIG with fresh ports; returns (path, values)."""
+        values = minimal_values(self.tmp, **overrides)
+        return write_config(self.tmp.join(name), MINIMAL_CONFIG, **values), values
+
+    def assert_logfmt(self, daemon, since=0):
+        """Every stderr line so far is a well-formed daemon log record."""
+        problems = []
+        for rec in daemon.logs(since):
+            problems += logfmt_problems(rec)
+        self.assertEqual(problems, [], "malformed log lines")
+
+
+def main():
+    """unittest.main() that ends with unittest's summary and exits 1 on failure."""
+    unittest.main(verbosity=2)
