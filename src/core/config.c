@@ -581,10 +581,12 @@ static void check_tls_files(struct loader *ld, struct config_trunk *t, struct se
 	if (SSL_CTX_use_certificate_chain_file(ctx, t->tls_certificate) != 1) {
 		ERR(ld, key_line(s, "tls_certificate"), "tls_certificate: %s: %s",
 		    t->tls_certificate, tls_error());
-	} else if (SSL_CTX_use_PrivateKey_file(ctx, t->tls_private_key, SSL_FILETYPE_PEM) != 1) {
+	} else if (SSL_CTX_use_PrivateKey_file(ctx, t->tls_private_key, SSL_FILETYPE_PEM) != 1 &&
+		   ERR_GET_REASON(ERR_peek_last_error()) != X509_R_KEY_VALUES_MISMATCH) {
 		ERR(ld, key_line(s, "tls_private_key"), "tls_private_key: %s: %s",
 		    t->tls_private_key, tls_error());
-	} else if (SSL_CTX_check_private_key(ctx) != 1) {
+	} else if (ERR_peek_last_error() || SSL_CTX_check_private_key(ctx) != 1) {
+		/* OpenSSL's own words for this are "key values mismatch". */
 		ERR(ld, key_line(s, "tls_private_key"),
 		    "tls_private_key %s does not belong to tls_certificate %s", t->tls_private_key,
 		    t->tls_certificate);
@@ -1002,6 +1004,9 @@ int config_load_buffer(const char *name, const char *data, size_t len, unsigned 
 	/* Continuation lines would silently glue a mis-indented key onto the
 	 * previous value. inih's options are process-wide: set and restore. */
 	ini_allow_multiline = false;
+	/* Debian's inih sizes its stack line buffer from ini_max_line at run
+	 * time (a VLA in ini_parse_stream, checked in its object code), so a
+	 * larger limit is safe; our reader never writes more than it is given. */
 	ini_max_line = LINE_LIMIT;
 	line = malloc(LINE_LIMIT);
 	if (line) {

@@ -415,6 +415,43 @@ static void test_restart_keys(void **state)
 	config_problems_free(&probs);
 }
 
+/* Listen names resolve at load; peer names stay names, but with sources
+ * empty their addresses become the sources. localhost needs no DNS. */
+static void test_name_resolution(void **state)
+{
+	static const char text[] =
+		"[trunk:a]\nlisten = udp:localhost:5060\npeers = udp:localhost:5090\nroute = b\n"
+		"[trunk:b]\nlisten = udp:127.0.0.1:5070\npeers = udp:127.0.0.1:5080\n";
+	struct config_problems probs = { 0 };
+	struct config *c = NULL;
+	const struct config_trunk *t;
+	bool v4 = false;
+
+	assert_int_equal(config_load_buffer("/test/mem.ini", text, strlen(text), CONFIG_NO_FILES,
+					    &c, &probs),
+			 0);
+	t = config_trunk_find(c, "a");
+	assert_true(t->listen[0].resolved);
+	assert_true(t->listen[0].addr.ss_family == AF_INET ||
+		    t->listen[0].addr.ss_family == AF_INET6);
+	assert_false(t->peers[0].resolved);
+	assert_true(t->nsources >= 1);
+	for (size_t i = 0; i < t->nsources; i++)
+		v4 |= t->sources[i].family == AF_INET && t->sources[i].addr[0] == 127;
+	assert_true(v4);
+	config_unref(c);
+	config_problems_free(&probs);
+
+	/* Without resolution the name is kept and nothing is derived from it. */
+	assert_int_equal(load_text(text, &c, &probs), 0);
+	t = config_trunk_find(c, "a");
+	assert_false(t->listen[0].resolved);
+	assert_string_equal(t->listen[0].host, "localhost");
+	assert_int_equal(t->nsources, 0);
+	config_unref(c);
+	config_problems_free(&probs);
+}
+
 static void test_refcount(void **state)
 {
 	struct config_problems probs = { 0 };
@@ -489,11 +526,12 @@ static void test_docs_match_table(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_bad_files),    cmocka_unit_test(test_good_files),
-		cmocka_unit_test(test_defaults),     cmocka_unit_test(test_full),
-		cmocka_unit_test(test_route_lookup), cmocka_unit_test(test_long_line_and_nul),
-		cmocka_unit_test(test_missing_file), cmocka_unit_test(test_restart_keys),
-		cmocka_unit_test(test_refcount),     cmocka_unit_test(test_docs_match_table),
+		cmocka_unit_test(test_bad_files),	 cmocka_unit_test(test_good_files),
+		cmocka_unit_test(test_defaults),	 cmocka_unit_test(test_full),
+		cmocka_unit_test(test_route_lookup),	 cmocka_unit_test(test_long_line_and_nul),
+		cmocka_unit_test(test_missing_file),	 cmocka_unit_test(test_restart_keys),
+		cmocka_unit_test(test_refcount),	 cmocka_unit_test(test_name_resolution),
+		cmocka_unit_test(test_docs_match_table),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
