@@ -14,7 +14,14 @@ if(SRTPBRIDGE_SYSTEM_LIBSRTP)
 	pkg_check_modules(SRTP2 REQUIRED IMPORTED_TARGET libsrtp2)
 	add_library(srtpbridge::srtp2 INTERFACE IMPORTED)
 	target_link_libraries(srtpbridge::srtp2 INTERFACE PkgConfig::SRTP2)
-	target_compile_definitions(srtpbridge::srtp2 INTERFACE SRTPBRIDGE_SRTP_BACKEND_EXPECTED="nss")
+	# libsrtp2 derives AES-192 keys per RFC 6188 only from 2.7 on (cisco/libsrtp#763).
+	if(SRTP2_VERSION VERSION_GREATER_EQUAL 2.7.0)
+		set(_srtp_aes192 1)
+	else()
+		set(_srtp_aes192 0)
+	endif()
+	target_compile_definitions(srtpbridge::srtp2 INTERFACE SRTPBRIDGE_SRTP_BACKEND_EXPECTED="nss"
+	                           SRTPBRIDGE_LIBSRTP_AES192_KDF=${_srtp_aes192})
 	message(STATUS "libsrtp2: system library ${SRTP2_VERSION} (SRTPBRIDGE_SYSTEM_LIBSRTP=ON)")
 	return()
 endif()
@@ -54,7 +61,7 @@ if(EXISTS "${_srtp_stamp}")
 else()
 	set(_srtp_stamp_text "")
 endif()
-if(NOT _srtp_stamp_text MATCHES "openssl" OR NOT EXISTS "${_srtp_lib}"
+if(NOT _srtp_stamp_text MATCHES "openssl rfc6188-kdf" OR NOT EXISTS "${_srtp_lib}"
    OR NOT EXISTS "${_srtp_prefix}/LICENSE")
 	message(STATUS "libsrtp2: building Debian's libsrtp2 on OpenSSL into ${_srtp_cache} "
 	               "(once per machine, needs network)")
@@ -77,6 +84,8 @@ set_target_properties(srtpbridge::srtp2 PROPERTIES
 	IMPORTED_LOCATION "${_srtp_lib}"
 	INTERFACE_INCLUDE_DIRECTORIES "${_srtp_prefix}/include"
 	INTERFACE_LINK_LIBRARIES PkgConfig::OPENSSL)
-target_compile_definitions(srtpbridge::srtp2 INTERFACE SRTPBRIDGE_SRTP_BACKEND_EXPECTED="openssl")
+# scripts/fetch-libsrtp2 applies the RFC 6188 AES-192 key derivation fix (the stamp says so).
+target_compile_definitions(srtpbridge::srtp2 INTERFACE SRTPBRIDGE_SRTP_BACKEND_EXPECTED="openssl"
+                           SRTPBRIDGE_LIBSRTP_AES192_KDF=1)
 # If the cache is wiped, the next build re-runs cmake, which builds it again.
 set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${_srtp_stamp}")

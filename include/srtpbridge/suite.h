@@ -36,6 +36,11 @@ const char *suite_name(enum suite_id id);
 /* Exact, case-sensitive match over len bytes (SDES names are case-sensitive);
  * 0 or ENOENT. */
 int suite_from_name(const char *name, size_t len, enum suite_id *out);
+/* Whether the linked libsrtp2 implements the suite correctly; when not, *why
+ * (optional) gets a sentence. libsrtp2 before 2.7 derives AES-192 keys
+ * wrongly (cisco/libsrtp#763): offering such a suite would give silent calls
+ * with every RFC 6188 peer. */
+bool suite_usable(enum suite_id id, const char **why);
 /* key_len + salt_len: the decoded length of an inline: key. */
 unsigned suite_keysalt_len(enum suite_id id);
 

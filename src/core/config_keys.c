@@ -681,6 +681,12 @@ static int parse_suites(struct loader *ld, const struct cfg_key *k, void *base, 
 		for (size_t j = 0; j < t->nsuites; j++)
 			if (t->suites[j] == id)
 				return WHY("%s is listed twice", suite_name(id));
+		{
+			const char *why_not = NULL;
+
+			if (!suite_usable(id, &why_not))
+				return WHY("%s cannot be used: %s", suite_name(id), why_not);
+		}
 		t->suites[t->nsuites++] = id;
 	}
 	return 0;

@@ -150,7 +150,7 @@ int sdes_policy_answer(const struct sdes_policy *p, const struct slice *lines, s
 		if (err) {
 			if (!mangled[0] && suite_from_name(suite.p, suite.n, &id) == 0 &&
 			    pref(p, id) >= 0)
-				snprintf(mangled, sizeof(mangled), "a=crypto tag %.*s: %s",
+				snprintf(mangled, sizeof(mangled), "a=crypto tag %.*s: %.200s",
 					 printable(tag) ? (int)tag.n : 1,
 					 printable(tag) ? tag.p : "?",
 					 why + (strncmp(why, "a=crypto ", 9) ? 0 : 9));
@@ -192,7 +192,7 @@ int sdes_policy_answer(const struct sdes_policy *p, const struct slice *lines, s
 
 			list_allowed(p, allowed, sizeof(allowed));
 			snprintf(out->reason, sizeof(out->reason),
-				 "no common crypto suite: offered %.100s; allowed %.120s",
+				 "no common crypto suite: offered %.100s; allowed %.100s",
 				 offered[0] ? offered : "none", allowed);
 		}
 		return 0;

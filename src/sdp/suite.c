@@ -28,6 +28,22 @@ const char *suite_name(enum suite_id id)
 	return (unsigned)id < SUITE_COUNT ? suites[id].name : NULL;
 }
 
+#ifndef SRTPBRIDGE_LIBSRTP_AES192_KDF
+#define SRTPBRIDGE_LIBSRTP_AES192_KDF 0
+#endif
+
+bool suite_usable(enum suite_id id, const char **why)
+{
+	if ((id == SUITE_AES_192_CM_HMAC_SHA1_80 || id == SUITE_AES_192_CM_HMAC_SHA1_32) &&
+	    !SRTPBRIDGE_LIBSRTP_AES192_KDF) {
+		if (why)
+			*why = "the libsrtp2 this build links derives AES-192 keys wrongly "
+			       "(cisco/libsrtp#763); build without SRTPBRIDGE_SYSTEM_LIBSRTP";
+		return false;
+	}
+	return (unsigned)id < SUITE_COUNT;
+}
+
 unsigned suite_keysalt_len(enum suite_id id)
 {
 	return (unsigned)id < SUITE_COUNT ? suites[id].key_len + suites[id].salt_len : 0;
