@@ -566,7 +566,7 @@ static void test_foreign_fixtures(void **state)
 	DIR *d = opendir(TEST_DATA_DIR "/srtp");
 	struct dirent *de;
 	bool rtpengine[SUITE_COUNT] = { false };
-	unsigned files = 0, packets = 0;
+	unsigned files = 0, packets = 0, unusable = 0;
 
 	if (!d)
 		fail_msg("no fixtures in " TEST_DATA_DIR "/srtp");
@@ -603,9 +603,26 @@ static void test_foreign_fixtures(void **state)
 			memcpy(buf, v.pkts[i].in, v.pkts[i].nin);
 			st = v.pkts[i].rtcp ? srtp_unprotect_rtcp(rx, buf, &len)
 					    : srtp_unprotect(rx, buf, &len);
+			/* A libsrtp2 without the RFC 6188 fix must fail here: that
+			 * is why such a build refuses the suite in its config. */
+			if (!suite_usable(c.suite, NULL)) {
+				assert_int_not_equal(st, srtp_err_status_ok);
+				unusable++;
+				continue;
+			}
 			if (st != srtp_err_status_ok)
 				fail_msg("%s: packet %zu does not decrypt (%d)", de->d_name, i, st);
-			if (v.pkts[i].rtcp) {
+			if (v.pkts[i].rtcp && !v.pkts[i].nout) {
+				/* baresip's report: its plain text is not known in
+				 * advance; an SR (PT 200) from the RTP stream's SSRC,
+				 * then an SDES (PT 202) */
+				size_t sr = 4 * ((size_t)((buf[2] << 8) | buf[3]) + 1);
+
+				assert_true((size_t)len > sr + 1);
+				assert_int_equal(buf[1], 200);
+				assert_memory_equal(buf + 4, v.pkts[0].in + 8, 4);
+				assert_int_equal(buf[sr + 1], 202);
+			} else if (v.pkts[i].rtcp) {
 				assert_int_equal(len, (int)v.pkts[i].nout);
 				assert_memory_equal(buf, v.pkts[i].out, v.pkts[i].nout);
 			} else {
@@ -629,7 +646,12 @@ static void test_foreign_fixtures(void **state)
 		if (!rtpengine[s])
 			fail_msg("no rtpengine fixture for %s", suite_name((enum suite_id)s));
 	assert_true(files > SUITE_COUNT);
-	assert_true(packets >= 5 * files);
+	assert_true(packets + unusable >= 5 * files);
+	/* this build decrypts every fixture, or refuses the suites it cannot
+	 * (an unfixed system libsrtp2 and AES-192) */
+	for (int s = 0; s < SUITE_COUNT; s++)
+		if (!suite_usable((enum suite_id)s, NULL))
+			assert_true(unusable > 0);
 }
 
 int main(void)
