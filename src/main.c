@@ -9,7 +9,9 @@
 
 #include "srtpbridge/config.h"
 #include "srtpbridge/daemon.h"
+#include "srtpbridge/explain.h"
 #include "srtpbridge/log.h"
+#include "srtpbridge/sdp.h"
 #include "srtpbridge/srtplib.h"
 
 #define LOG_MODULE     "main"
@@ -23,6 +25,9 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: srtpbridge [-c FILE]          run in the foreground (systemd style)\n"
 		   "       srtpbridge --check [-c FILE]  validate the config, print every problem\n"
+		   "       srtpbridge --explain [-c FILE] --trunk NAME [--user NUMBER]\n"
+		   "                  [--answer FILE] [--json] OFFER.sdp\n"
+		   "                                     what the daemon would do with an offer\n"
 		   "       srtpbridge --version\n"
 		   "The default FILE is " DEFAULT_CONFIG ".\n");
 }
@@ -120,6 +125,60 @@ static int run(const char *path)
 	return 0;
 }
 
+/* Reads a whole SDP file; returns new (malloc) or NULL with a message. */
+static char *read_sdp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf;
+
+	if (!f) {
+		fprintf(stderr, "srtpbridge: cannot read %s: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	buf = malloc(SDP_MAX_BYTES + 1);
+	*len = buf ? fread(buf, 1, SDP_MAX_BYTES + 1, f) : 0;
+	fclose(f);
+	if (buf && *len > SDP_MAX_BYTES) {
+		fprintf(stderr, "srtpbridge: %s is larger than %d bytes\n", path, SDP_MAX_BYTES);
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+/* --explain: TLS files are not opened, since the SDP path does not need
+ * them; every other problem of the config is reported as --check would. */
+static int explain(const char *path, struct explain_request *req, const char *offer_path,
+		   const char *answer_path)
+{
+	struct config_problems probs = { 0 };
+	struct config *cfg = NULL;
+	char line[1400], *offer = NULL, *answer = NULL;
+	size_t olen = 0, alen = 0;
+	int rc = 1;
+
+	if (config_load(path, CONFIG_NO_FILES, &cfg, &probs)) {
+		for (size_t i = 0; i < probs.n; i++)
+			fprintf(stderr, "%s\n",
+				config_problem_format(&probs.v[i], line, sizeof(line)));
+		config_problems_free(&probs);
+		return 1;
+	}
+	config_problems_free(&probs);
+	offer = read_sdp(offer_path, &olen);
+	if (answer_path)
+		answer = read_sdp(answer_path, &alen);
+	if (offer && (!answer_path || answer)) {
+		req->offer = (struct slice){ offer, olen };
+		req->answer = (struct slice){ answer, alen };
+		rc = explain_offer(cfg, req, stdout) == 0 ? 0 : 1;
+	}
+	free(offer);
+	free(answer);
+	config_unref(cfg);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -127,10 +186,16 @@ int main(int argc, char **argv)
 		{ "check", no_argument, NULL, 'C' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "explain", no_argument, NULL, 'E' },
+		{ "trunk", required_argument, NULL, 'T' },
+		{ "user", required_argument, NULL, 'U' },
+		{ "answer", required_argument, NULL, 'A' },
+		{ "json", no_argument, NULL, 'J' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *path = DEFAULT_CONFIG;
-	bool do_check = false;
+	const char *path = DEFAULT_CONFIG, *answer_path = NULL;
+	struct explain_request req = { 0 };
+	bool do_check = false, do_explain = false;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -146,10 +211,39 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'E':
+			do_explain = true;
+			break;
+		case 'T':
+			req.trunk = optarg;
+			break;
+		case 'U':
+			req.user = optarg;
+			break;
+		case 'A':
+			answer_path = optarg;
+			break;
+		case 'J':
+			req.json = true;
+			break;
 		default:
 			usage(stderr);
 			return EXIT_USAGE;
 		}
+	}
+	if (do_explain) {
+		if (!req.trunk || optind + 1 != argc || do_check) {
+			fprintf(stderr,
+				"srtpbridge: --explain needs --trunk NAME and one OFFER.sdp\n");
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+		return explain(path, &req, argv[optind], answer_path);
+	}
+	if (req.trunk || req.user || req.json || answer_path) {
+		fprintf(stderr,
+			"srtpbridge: --trunk, --user, --answer and --json go with --explain\n");
+		return EXIT_USAGE;
 	}
 	if (optind != argc) {
 		fprintf(stderr, "srtpbridge: unexpected argument '%s'\n", argv[optind]);
