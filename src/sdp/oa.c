@@ -176,7 +176,35 @@ static bool dropped_attr(struct slice name)
 	for (int i = 0; names[i]; i++)
 		if (slice_eq(name, names[i]))
 			return true;
-	return name.n > 4 && memcmp(name.p, "ice-", 4) == 0;
+	if (name.n > 4 && memcmp(name.p, "ice-", 4) == 0)
+		return true;
+	/* vendor spellings of ICE candidates (a=x-candidate-ipv6 from Teams)
+	 * would hand the peer's own addresses to the other side */
+	for (size_t i = 0; i + 9 <= name.n; i++)
+		if (memcmp(name.p + i, "candidate", 9) == 0)
+			return true;
+	return false;
+}
+
+/* c=IN IP4 0.0.0.0 is the old way to put a call on hold (RFC 3264 section
+ * 8.4): the other side must see it too, or it keeps sending. */
+static bool unspecified(struct slice c_value)
+{
+	const char *end = c_value.p + c_value.n;
+
+	return (c_value.n >= 7 && memcmp(end - 7, "0.0.0.0", 7) == 0 &&
+		(c_value.n == 7 || end[-8] == ' ')) ||
+	       (c_value.n >= 2 && memcmp(end - 2, "::", 2) == 0 &&
+		(c_value.n == 2 || end[-3] == ' '));
+}
+
+static void put_conn(struct sdp_writer *w, const struct oa_leg *l, struct slice in_value)
+{
+	if (unspecified(in_value))
+		sdp_putf(w, 'c', "IN %s %s", our_family(l),
+			 strcmp(our_family(l), "IP6") == 0 ? "::" : "0.0.0.0");
+	else
+		sdp_putf(w, 'c', "IN %s %s", our_family(l), our_addr(l));
 }
 
 static size_t crypto_lines(const struct sdp *s, size_t m, struct slice *out, size_t max)
@@ -238,7 +266,7 @@ static void write_session(struct sdp_writer *w, const struct sdp *in, const stru
 
 	for (size_t i = 2; i < in->session_end; i++) {
 		if (in->lines[i].type == 'c')
-			sdp_putf(w, 'c', "IN %s %s", our_family(l), our_addr(l));
+			put_conn(w, l, in->lines[i].value);
 		else if (!sdp_attr(in, i, &name, &value) || !dropped_attr(name))
 			sdp_put(w, in->lines[i].type, in->lines[i].value);
 	}
@@ -252,20 +280,25 @@ static void write_media(struct sdp_writer *w, const struct sdp *in, size_t m,
 {
 	const struct sdp_media *md = &in->media[m];
 	struct slice name, value;
+	/* RFC 5761: with rtcp-mux, a=rtcp names the RTP port itself */
+	unsigned rtcp =
+		sdp_find_attr(in, md->line, md->end, "rtcp-mux", NULL) >= 0 ? port : port + 1u;
 
 	sdp_putf(w, 'm', "%.*s %u %s %.*s", (int)md->media.n, md->media.p, port, proto,
 		 (int)md->fmts.n, md->fmts.p);
 	for (size_t i = md->line + 1; i < md->end; i++) {
 		if (in->lines[i].type == 'c') {
-			sdp_putf(w, 'c', "IN %s %s", our_family(l), our_addr(l));
+			put_conn(w, l, in->lines[i].value);
 		} else if (sdp_attr(in, i, &name, &value) && slice_eq(name, "rtcp")) {
 			/* a=rtcp:PORT [IN IP4 ADDR]: our RTCP port, and our address
 			 * when it named one */
 			if (memchr(value.p, ' ', value.n))
-				sdp_putf(w, 'a', "rtcp:%u IN %s %s", port + 1u, our_family(l),
-					 our_addr(l));
+				sdp_putf(w, 'a', "rtcp:%u IN %s %s", rtcp, our_family(l),
+					 unspecified(value)
+						 ? (strcmp(our_family(l), "IP6") ? "0.0.0.0" : "::")
+						 : our_addr(l));
 			else
-				sdp_putf(w, 'a', "rtcp:%u", port + 1u);
+				sdp_putf(w, 'a', "rtcp:%u", rtcp);
 		} else if (!sdp_attr(in, i, &name, &value) || !dropped_attr(name)) {
 			sdp_put(w, in->lines[i].type, in->lines[i].value);
 		}
@@ -516,6 +549,31 @@ int oa_offer(struct oa_leg *from, struct oa_leg *to, struct slice sdp, const uin
 			return err;
 		}
 	}
+	/* An offer with nothing we can relay (a T.38 re-INVITE, say) is refused,
+	 * so that the sender falls back (to G.711 fax) rather than keeping a call
+	 * without media. */
+	{
+		size_t active = 0, declined = SIZE_MAX;
+
+		for (size_t m = 0; m < in.nmedia; m++) {
+			active += !from->st[m].p_disabled;
+			if (declined == SIZE_MAX && in.media[m].port != 0 && from->st[m].p_disabled)
+				declined = m;
+		}
+		if (!active) {
+			if (declined != SIZE_MAX)
+				refuse(res, 488,
+				       "no audio stream to relay: srtpbridge does not carry m=%.*s "
+				       "%.*s",
+				       (int)in.media[declined].media.n, in.media[declined].media.p,
+				       (int)in.media[declined].proto.n, in.media[declined].proto.p);
+			else
+				refuse(res, 488,
+				       "no audio stream to relay: every m= line has port 0");
+			clear_pending(from);
+			return 0;
+		}
+	}
 	buf = malloc(SDP_MAX_BYTES);
 	if (!buf)
 		return ENOMEM;
@@ -524,9 +582,19 @@ int oa_offer(struct oa_leg *from, struct oa_leg *to, struct slice sdp, const uin
 	for (size_t m = 0; m < in.nmedia; m++) {
 		const struct stream *s = &to->st[m];
 
-		if (s->p_disabled)
+		enum proto inp = from->st[m].p_proto;
+
+		/* A declined RTP stream still takes this leg's profile: a plain
+		 * endpoint may refuse a whole offer over RTP/SAVP, even at port 0. */
+		if (s->p_disabled && (inp == P_OTHER || inp == P_DTLS))
 			sdp_putf(&body, 'm', "%.*s 0 %.*s %.*s", (int)in.media[m].media.n,
 				 in.media[m].media.p, (int)in.media[m].proto.n, in.media[m].proto.p,
+				 (int)in.media[m].fmts.n, in.media[m].fmts.p);
+		else if (s->p_disabled)
+			sdp_putf(&body, 'm', "%.*s 0 %s %.*s", (int)in.media[m].media.n,
+				 in.media[m].media.p,
+				 proto_text(s->p_proto == P_SAVP || s->p_proto == P_SAVPF,
+					    feedback(s->p_proto)),
 				 (int)in.media[m].fmts.n, in.media[m].fmts.p);
 		else
 			write_media(&body, &in, m, to, ports[m],
