@@ -56,7 +56,10 @@ struct stream {
 	bool p_secure; /* offer in: we answer with keys; offer out: we offered keys */
 	bool p_osrtp;  /* offer out: RTP/AVP with a=crypto (RFC 8643) */
 	enum proto p_proto;
-	char p_mline[256]; /* offer in: the offered m= value, for a declined stream */
+	/* offer in: what a declined stream's answer repeats (RFC 3264 section 6:
+	 * the media, the profile and at least one format), as whole tokens so
+	 * that a cut one is still a token */
+	char p_media[32], p_protocol[48], p_fmt[32];
 	struct crypto1 p_peer, p_ours;
 	char p_addr[64];
 	uint16_t p_port, p_rtcp_port;
@@ -427,8 +430,14 @@ static int take_offered_stream(struct oa_leg *from, const struct sdp *in, size_t
 	s->p_disabled = true;
 	s->p_secure = false;
 	s->p_proto = p;
-	snprintf(s->p_mline, sizeof(s->p_mline), "%.*s", (int)in->lines[md->line].value.n,
-		 in->lines[md->line].value.p);
+	{
+		struct slice fmts = md->fmts, fmt0 = slice_split(&fmts, ' ');
+
+		snprintf(s->p_media, sizeof(s->p_media), "%.*s", (int)md->media.n, md->media.p);
+		snprintf(s->p_protocol, sizeof(s->p_protocol), "%.*s", (int)md->proto.n,
+			 md->proto.p);
+		snprintf(s->p_fmt, sizeof(s->p_fmt), "%.*s", (int)fmt0.n, fmt0.p);
+	}
 	if (p == P_DTLS) {
 		refuse(res, 488, "DTLS-SRTP (%.*s) is not supported: offer SDES keys with RTP/SAVP",
 		       (int)md->proto.n, md->proto.p);
@@ -802,13 +811,8 @@ int oa_answer(struct oa_leg *from, struct oa_leg *to, struct slice sdp, const ui
 		const struct stream *s = &to->st[m];
 
 		if (s->p_disabled || !a[m].active) {
-			/* declined: the offerer's own m= line with port 0 */
-			struct slice v = slice_from(s->p_mline), media, port;
-
-			media = slice_split(&v, ' ');
-			port = slice_split(&v, ' ');
-			(void)port;
-			sdp_putf(&body, 'm', "%.*s 0 %.*s", (int)media.n, media.p, (int)v.n, v.p);
+			/* declined: the offerer's media and profile, port 0 */
+			sdp_putf(&body, 'm', "%s 0 %s %s", s->p_media, s->p_protocol, s->p_fmt);
 		} else {
 			write_media(&body, &in, m, to, ports[m],
 				    /* the offer's own protocol: RTP/SAVP is answered

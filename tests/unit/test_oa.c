@@ -471,6 +471,30 @@ static void test_video_declined(void **state)
 	oa_leg_destroy(b);
 }
 
+/* A declined stream with an m= line longer than anything kept for it: the
+ * answer's m= line must still be whole (found by the fuzzer). */
+static void test_long_declined_mline(void **state)
+{
+	struct oa_leg *a = leg("carrier", 1000), *b = leg("ivr", 2000);
+	char out[SDP_MAX_BYTES], sdp[4096], fmts[400] = "";
+	struct oa_result res;
+	struct sdp parsed;
+	char why[256];
+
+	for (int pt = 96; pt < 180; pt++)
+		snprintf(fmts + strlen(fmts), sizeof(fmts) - strlen(fmts), " %d", pt);
+	snprintf(sdp, sizeof(sdp), "%sm=video 20002 RTP/SAVP%s\r\n", carrier_offer, fmts);
+	offer(a, b, sdp, out, &res);
+	assert_int_equal(res.status, 0);
+	snprintf(sdp, sizeof(sdp), "%sm=video 0 RTP/AVP 96\r\n", ivr_answer);
+	answer(b, a, sdp, out, &res);
+	assert_int_equal(res.status, 0);
+	assert_int_equal(sdp_parse(&parsed, (struct slice){ out, res.len }, why, sizeof(why)), 0);
+	assert_non_null(strstr(out, "\r\nm=video 0 RTP/SAVP 96\r\n"));
+	oa_leg_destroy(a);
+	oa_leg_destroy(b);
+}
+
 /* IPv6 media on one leg, IPv4 on the other; GCM without '=' padding. */
 static void test_ipv6_and_gcm(void **state)
 {
@@ -566,6 +590,7 @@ int main(void)
 		cmocka_unit_test(test_plain_to_secure_and_back),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_video_declined),
+		cmocka_unit_test(test_long_declined_mline),
 		cmocka_unit_test(test_ipv6_and_gcm),
 		cmocka_unit_test(test_best_effort),
 		cmocka_unit_test(test_bad_answers),
