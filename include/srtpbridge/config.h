@@ -214,6 +214,16 @@ const struct config_trunk *config_route_lookup(const struct config *c,
 					       const struct config_trunk *in, const char *user,
 					       size_t len, const struct config_route **rule);
 
+/* The trunk a request belongs to: the trunk listening on (transport, local
+ * address and port) whose sources (or peers' addresses) contain src. NULL
+ * when no trunk accepts that source there (the caller drops it, or answers
+ * 403 under unknown_source = 403). local is the listen address the message
+ * arrived on, as bound (a wildcard matches a wildcard listen). */
+const struct config_trunk *config_trunk_for_source(const struct config *c,
+						   enum sip_transport transport,
+						   const struct sockaddr *local,
+						   const struct sockaddr *src);
+
 /* Keys that take effect only after a restart and differ between two
  * snapshots: calls cb once per such key with "section.key" names. */
 void config_restart_keys_changed(const struct config *old, const struct config *cur,

@@ -1189,3 +1189,58 @@ void config_restart_keys_changed(const struct config *old, const struct config *
 				cb(arg, sec, t[i].name);
 	}
 }
+
+/* ---- classification ---- */
+
+static bool sockaddr_same_port_addr(const struct sockaddr_storage *a, const struct sockaddr *b)
+{
+	if (a->ss_family != b->sa_family)
+		return false;
+	if (b->sa_family == AF_INET) {
+		const struct sockaddr_in *x = (const struct sockaddr_in *)a;
+		const struct sockaddr_in *y = (const struct sockaddr_in *)b;
+
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (b->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a;
+		const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)b;
+
+		return x->sin6_port == y->sin6_port &&
+		       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+	}
+	return false;
+}
+
+const struct config_trunk *config_trunk_for_source(const struct config *c,
+						   enum sip_transport transport,
+						   const struct sockaddr *local,
+						   const struct sockaddr *src)
+{
+	struct sockaddr_storage ss = { 0 };
+	struct cidr from;
+
+	if (src->sa_family == AF_INET)
+		memcpy(&ss, src, sizeof(struct sockaddr_in));
+	else if (src->sa_family == AF_INET6)
+		memcpy(&ss, src, sizeof(struct sockaddr_in6));
+	else
+		return NULL;
+	cfg_cidr_from_sockaddr(&ss, &from);
+	for (size_t i = 0; i < c->ntrunks; i++) {
+		const struct config_trunk *t = &c->trunks[i];
+		bool listens = false;
+
+		for (size_t l = 0; l < t->nlisten && !listens; l++)
+			listens = t->listen[l].transport == transport && t->listen[l].resolved &&
+				  sockaddr_same_port_addr(&t->listen[l].addr, local);
+		if (!listens)
+			continue;
+		if (t->sources_any)
+			return t;
+		for (size_t k = 0; k < t->nsources; k++)
+			if (cfg_cidr_overlap(&t->sources[k], &from))
+				return t;
+	}
+	return NULL;
+}

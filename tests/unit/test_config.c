@@ -319,6 +319,37 @@ static void test_route_lookup(void **state)
 	config_unref(c);
 }
 
+static const char *classify(const struct config *c, enum sip_transport tp, const char *local,
+			    uint16_t lport, const char *src)
+{
+	struct sockaddr_in l = { .sin_family = AF_INET, .sin_port = htons(lport) };
+	struct sockaddr_in s = { .sin_family = AF_INET, .sin_port = htons(40000) };
+	const struct config_trunk *t;
+
+	inet_pton(AF_INET, local, &l.sin_addr);
+	inet_pton(AF_INET, src, &s.sin_addr);
+	t = config_trunk_for_source(c, tp, (struct sockaddr *)&l, (struct sockaddr *)&s);
+	return t ? t->name : "(none)";
+}
+
+/* One listener, two carriers told apart by their sources; the IVR by its
+ * peer's address; nobody else. */
+static void test_trunk_for_source(void **state)
+{
+	struct config *c = load_good("shared_listener.ini", TEST_FLAGS);
+
+	assert_string_equal(classify(c, SIP_TP_UDP, "127.0.0.1", 5060, "10.1.2.3"), "carrier1");
+	assert_string_equal(classify(c, SIP_TP_UDP, "127.0.0.1", 5060, "10.2.0.9"), "carrier2");
+	assert_string_equal(classify(c, SIP_TP_UDP, "127.0.0.1", 5060, "10.3.0.1"), "(none)");
+	/* the right source on the wrong listener or transport is nobody */
+	assert_string_equal(classify(c, SIP_TP_UDP, "127.0.0.1", 5070, "10.1.2.3"), "(none)");
+	assert_string_equal(classify(c, SIP_TP_TCP, "127.0.0.1", 5060, "10.1.2.3"), "(none)");
+	/* sources empty = the peers' addresses */
+	assert_string_equal(classify(c, SIP_TP_UDP, "127.0.0.1", 5070, "127.0.0.1"), "ivr");
+	assert_string_equal(classify(c, SIP_TP_UDP, "127.0.0.1", 5070, "127.0.0.2"), "(none)");
+	config_unref(c);
+}
+
 static int load_text(const char *text, struct config **cfg, struct config_problems *probs)
 {
 	return config_load_buffer("/test/mem.ini", text, strlen(text), TEST_FLAGS, cfg, probs);
@@ -531,7 +562,7 @@ int main(void)
 		cmocka_unit_test(test_route_lookup),	 cmocka_unit_test(test_long_line_and_nul),
 		cmocka_unit_test(test_missing_file),	 cmocka_unit_test(test_restart_keys),
 		cmocka_unit_test(test_refcount),	 cmocka_unit_test(test_name_resolution),
-		cmocka_unit_test(test_docs_match_table),
+		cmocka_unit_test(test_trunk_for_source), cmocka_unit_test(test_docs_match_table),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
