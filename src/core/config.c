@@ -818,10 +818,47 @@ static bool str_eq(const char *a, const char *b)
 	return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
+/* Two trunks on one listen address: what would make it ambiguous which
+ * trunk a request is for, or impossible to serve both. */
+static bool shared_listener_conflict(struct loader *ld, const struct config_trunk *a,
+				     const struct config_trunk *b, const struct sip_uri *la,
+				     struct sec *sj, const char *v)
+{
+	char what[80];
+
+	if (sources_overlap(a, b, what, sizeof(what))) {
+		ERR(ld, key_line(sj, "sources"),
+		    "trunks '%s' and '%s' share listen %s and both accept %s: a request could "
+		    "not be told apart (make sources disjoint)",
+		    a->name, b->name, v, what);
+		return true;
+	}
+	if (la->transport != SIP_TP_TLS)
+		return false;
+	if (!str_eq(a->tls_certificate, b->tls_certificate) ||
+	    !str_eq(a->tls_private_key, b->tls_private_key)) {
+		ERR(ld, key_line(sj, "tls_certificate"),
+		    "trunks '%s' and '%s' share tls listener %s but name different certificates: "
+		    "one listener presents one certificate",
+		    a->name, b->name, v);
+		return true;
+	}
+	/* the client is verified in the handshake, before any request says
+	 * which trunk it is for */
+	if (a->tls_verify_client != b->tls_verify_client || !str_eq(a->tls_ca, b->tls_ca)) {
+		ERR(ld, key_line(sj, "tls_verify_client"),
+		    "trunks '%s' and '%s' share tls listener %s but verify clients differently "
+		    "(tls_verify_client, tls_ca): one listener verifies one way",
+		    a->name, b->name, v);
+		return true;
+	}
+	return false;
+}
+
 static void check_listeners(struct loader *ld)
 {
 	struct config *c = ld->cfg;
-	char u[300], v[300], what[80];
+	char u[300], v[300];
 
 	for (size_t j = 0; j < c->ntrunks; j++) {
 		struct sec *sj = sec_of_trunk(ld, j);
@@ -856,25 +893,7 @@ static void check_listeners(struct loader *ld)
 						}
 						continue;
 					}
-					if (sources_overlap(a, b, what, sizeof(what))) {
-						ERR(ld, key_line(sj, "sources"),
-						    "trunks '%s' and '%s' share listen %s and both "
-						    "accept %s: a request could not be told "
-						    "apart (make sources disjoint)",
-						    a->name, b->name, v, what);
-						reported = true;
-					} else if (la->transport == SIP_TP_TLS &&
-						   (!str_eq(a->tls_certificate,
-							    b->tls_certificate) ||
-						    !str_eq(a->tls_private_key,
-							    b->tls_private_key))) {
-						ERR(ld, key_line(sj, "tls_certificate"),
-						    "trunks '%s' and '%s' share tls listener %s "
-						    "but name different certificates: one "
-						    "listener presents one certificate",
-						    a->name, b->name, v);
-						reported = true;
-					}
+					reported = shared_listener_conflict(ld, a, b, la, sj, v);
 				}
 			}
 		}
