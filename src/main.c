@@ -12,6 +12,7 @@
 #include "srtpbridge/explain.h"
 #include "srtpbridge/log.h"
 #include "srtpbridge/sdp.h"
+#include "srtpbridge/sipcore.h"
 #include "srtpbridge/srtplib.h"
 
 #define LOG_MODULE     "main"
@@ -63,6 +64,16 @@ static int check(const char *path)
 	return err ? 1 : 0;
 }
 
+static void on_reloaded(void *arg, struct config *cfg)
+{
+	sipcore_reload(arg, cfg);
+}
+
+static void on_draining(void *arg)
+{
+	sipcore_drain(arg);
+}
+
 static int run(const char *path)
 {
 	struct config_problems probs = { 0 };
@@ -70,6 +81,9 @@ static int run(const char *path)
 	struct event_config *ecfg = NULL;
 	struct event_base *base = NULL;
 	struct daemon *d = NULL;
+	struct sipcore *sip = NULL;
+	struct daemon_hooks hooks = { .reloaded = on_reloaded, .draining = on_draining };
+	char why[256];
 	int err;
 
 	log_init(2);
@@ -106,18 +120,30 @@ static int run(const char *path)
 		srtplib_shutdown();
 		return 1;
 	}
-	err = daemon_create(&d, base, path, cfg);
+	err = sipcore_create(&sip, base, cfg, why, sizeof(why));
 	if (err) {
-		LOG_ERROR(NULL, "cannot start", LF_S("error", strerror(err)));
+		LOG_ERROR(NULL, "cannot start", LF_S("reason", why));
 		config_unref(cfg);
 		event_base_free(base);
 		srtplib_shutdown();
 		return 1;
 	}
+	err = daemon_create(&d, base, path, cfg);
+	if (err) {
+		LOG_ERROR(NULL, "cannot start", LF_S("error", strerror(err)));
+		sipcore_destroy(sip);
+		config_unref(cfg);
+		event_base_free(base);
+		srtplib_shutdown();
+		return 1;
+	}
+	hooks.arg = sip;
+	daemon_set_hooks(d, &hooks);
 	daemon_ready(d);
 	LOG_INFO(NULL, "ready", LF_U("trunks", daemon_config(d)->ntrunks),
 		 LF_I("max_calls", daemon_config(d)->global.max_calls));
 	event_base_dispatch(base);
+	sipcore_destroy(sip);
 	daemon_destroy(d);
 	event_base_free(base);
 	srtplib_shutdown();

@@ -1,0 +1,388 @@
+/* The SIP stack: what arrives passes the checks in DESIGN.md's order, each
+ * refusal with its status and a reason, before anything is kept. */
+#include "srtpbridge/sipcore.h"
+#include "srtpbridge/config.h"
+#include "srtpbridge/log.h"
+#include "srtpbridge/sipframe.h"
+#include "srtpbridge/sipmsg.h"
+#include "srtpbridge/transport.h"
+#include "srtpbridge/txn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <osipparser2/osip_parser.h>
+
+#define LOG_MODULE  "sip"
+#define OUR_METHODS "INVITE, ACK, CANCEL, BYE, OPTIONS"
+
+struct sipcore {
+	struct event_base *base;
+	struct config *boot; /* the listeners are bound from it: kept to the end */
+	struct config *cfg;  /* the current snapshot */
+	struct transport *tp;
+	struct txn_layer *txn;
+	bool draining;
+	struct sipcore_stats st;
+};
+
+static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t size)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+
+	if (ss->ss_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, ip, sizeof(ip));
+		snprintf(buf, size, "%s:%u", ip, ntohs(((const struct sockaddr_in *)ss)->sin_port));
+	} else if (ss->ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, ip, sizeof(ip));
+		snprintf(buf, size, "[%s]:%u", ip,
+			 ntohs(((const struct sockaddr_in6 *)ss)->sin6_port));
+	} else {
+		snprintf(buf, size, "?");
+	}
+}
+
+static void count_sent(struct sipcore *s, const char *buf, size_t len)
+{
+	/* "SIP/2.0 NNN": a response; its class for the counters */
+	if (len > 9 && memcmp(buf, "SIP/2.0 ", 8) == 0 && buf[8] >= '1' && buf[8] <= '6')
+		s->st.responses_sent[buf[8] - '0']++;
+}
+
+/* ---- sending ---- */
+
+static int on_txn_send(void *arg, const struct txn_addr *to, bool reliable, const char *buf,
+		       size_t len)
+{
+	struct sipcore *s = arg;
+	int err =
+		transport_send(s->tp, to->local, to->transport, (const struct sockaddr *)&to->addr,
+			       to->addrlen, to->conn, NULL, buf, len);
+
+	if (!err)
+		count_sent(s, buf, len);
+	return err;
+}
+
+/* A response outside any transaction: a refusal of what could not be
+ * parsed, or of a source we do not serve. It goes back where it came from. */
+static void send_refusal(struct sipcore *s, struct slice raw, int status, const char *why,
+			 const struct transport_src *src)
+{
+	osip_message_t *resp = NULL;
+	char *buf = NULL;
+	size_t len = 0;
+
+	char tag[20];
+	int err;
+
+	snprintf(tag, sizeof(tag), "%08x%08x", (unsigned)random(), (unsigned)random());
+	err = sipmsg_refusal(&resp, raw, status, why, tag);
+	if (err == 0)
+		err = sipmsg_serialize(resp, &buf, &len);
+	else if (err == ENOENT || err == EBADMSG) /* unreadable to libosip2: as text */
+		err = sipmsg_refusal_text(&buf, &len, raw, status, why, tag);
+	if (err == 0 &&
+	    transport_send(s->tp, src->local, src->tp, (const struct sockaddr *)&src->addr,
+			   src->addrlen, src->conn, NULL, buf, len) == 0)
+		count_sent(s, buf, len);
+	free(buf);
+	osip_message_free(resp);
+}
+
+/* A response with one extra header (Unsupported, Accept), or none. */
+static void respond_with(struct sipcore *s, struct txn *t, const osip_message_t *req, int status,
+			 const char *hname, const char *hvalue, const char *warning)
+{
+	osip_message_t *resp = NULL;
+	char tag[20];
+
+	snprintf(tag, sizeof(tag), "%08x%08x", (unsigned)random(), (unsigned)random());
+	if (sipmsg_response(&resp, req, status, NULL, tag, warning))
+		return;
+	/* libosip2 keeps Accept in a field of its own, with its own setter */
+	if (hname && strcmp(hname, "Accept") == 0)
+		osip_message_set_accept(resp, hvalue);
+	else if (hname)
+		sipmsg_header_add(resp, hname, hvalue);
+	if (status == 200 || status == 501 || status == 405)
+		sipmsg_header_add(resp, "Allow", OUR_METHODS);
+	if (status == 200 && strcmp(sipmsg_method(req), "OPTIONS") == 0)
+		osip_message_set_accept(resp, "application/sdp");
+	if (txn_respond(t, resp))
+		LOG_WARN(NULL, "cannot send a response", LF_I("status", status));
+}
+
+static void respond(struct sipcore *s, struct txn *t, const osip_message_t *req, int status,
+		    const char *warning)
+{
+	respond_with(s, t, req, status, NULL, NULL, warning);
+}
+
+/* ---- the transaction user, until the B2BUA ---- */
+
+/* RFC 3261 section 8.2.2.3: a Require we do not support is refused with
+ * 420 and the tags in Unsupported. We support no extension yet. */
+static bool unsupported_required(const osip_message_t *req, char *tags, size_t size)
+{
+	const char *v;
+
+	tags[0] = '\0';
+	for (unsigned i = 0; (v = sipmsg_header_get(req, "Require", i)) != NULL; i++)
+		snprintf(tags + strlen(tags), size - strlen(tags), "%s%s", tags[0] ? ", " : "", v);
+	return tags[0] != '\0';
+}
+
+static bool is_sdp(const osip_content_type_t *ct)
+{
+	return ct && ct->type && ct->subtype && osip_strcasecmp(ct->type, "application") == 0 &&
+	       osip_strcasecmp(ct->subtype, "sdp") == 0;
+}
+
+/* RFC 3261 section 8.2.3: a body we cannot read gets 415 with Accept. */
+static bool unreadable_body(const osip_message_t *req)
+{
+	return osip_list_size(&req->bodies) > 0 && !is_sdp(req->content_type);
+}
+
+/* An Accept that lists neither SDP nor a wildcard: the answer we would send
+ * is unacceptable (RFC 4475 section 3.3.15 expects 406). */
+static bool sdp_not_accepted(const osip_message_t *req)
+{
+	int n = osip_list_size(&req->accepts);
+
+	for (int i = 0; i < n; i++) {
+		const osip_accept_t *a = osip_list_get(&req->accepts, i);
+
+		if (is_sdp(a) || (a && a->type && strcmp(a->type, "*") == 0) ||
+		    (a && a->type && osip_strcasecmp(a->type, "application") == 0 && a->subtype &&
+		     strcmp(a->subtype, "*") == 0))
+			return false;
+	}
+	return n > 0;
+}
+
+static void on_request(void *arg, struct txn *t, osip_message_t *req, const struct txn_addr *from)
+{
+	struct sipcore *s = arg;
+	const char *m = sipmsg_method(req);
+	char callid[128] = "", tags[256];
+
+	if (!t)
+		return; /* an ACK for a 2xx we never sent: nothing to do */
+	sipmsg_call_id(req, callid, sizeof(callid));
+	LOG_INFO(NULL, "request", LF_S("method", m), LF_S("call_id", callid));
+	if (strcmp(m, "CANCEL") && unsupported_required(req, tags, sizeof(tags))) {
+		respond_with(s, t, req, 420, "Unsupported", tags,
+			     "an extension in Require is not supported");
+		return;
+	}
+	if (strcmp(m, "INVITE") == 0 && unreadable_body(req)) {
+		respond_with(s, t, req, 415, "Accept", "application/sdp", "the body is not SDP");
+		return;
+	}
+	if (strcmp(m, "INVITE") == 0 && sdp_not_accepted(req)) {
+		respond_with(s, t, req, 406, "Accept", "application/sdp",
+			     "Accept does not list application/sdp, the only body we answer with");
+		return;
+	}
+	if (strcmp(m, "OPTIONS") == 0) {
+		respond(s, t, req, 200, NULL);
+	} else if (strcmp(m, "INVITE") == 0) {
+		respond(s, t, req, 503,
+			s->draining
+				? "srtpbridge is draining: no new calls"
+				: "srtpbridge does not bridge calls yet (no B2BUA in this build)");
+	} else if (strcmp(m, "CANCEL") == 0) {
+		struct txn *inv = txn_find_invite_for_cancel(s->txn, req);
+
+		if (!inv) {
+			respond(s, t, req, 481, "no INVITE transaction for this CANCEL");
+			return;
+		}
+		respond(s, t, req, 200, NULL);
+		respond(s, inv, txn_get_request(inv), 487, NULL);
+	} else if (strcmp(m, "BYE") == 0) {
+		respond(s, t, req, 481, "no such call");
+	} else {
+		respond(s, t, req, 501, NULL);
+	}
+}
+
+static void on_response(void *arg, struct txn *t, osip_message_t *resp)
+{
+}
+
+static void on_stray_response(void *arg, osip_message_t *resp, const struct txn_addr *from)
+{
+}
+
+static void on_timeout(void *arg, struct txn *t, enum txn_timer_id which)
+{
+	LOG_INFO(NULL, "transaction timed out", LF_S("timer", txn_timer_name(which)),
+		 LF_S("state", txn_state_name(txn_get_state(t))));
+}
+
+static void on_transport_error(void *arg, struct txn *t, int err)
+{
+	LOG_INFO(NULL, "transaction lost its transport", LF_S("error", strerror(err)));
+}
+
+static void on_terminated(void *arg, struct txn *t)
+{
+}
+
+/* ---- inbound ---- */
+
+static void inbound(struct sipcore *s, struct slice raw, const struct transport_src *src)
+{
+	const struct config_trunk *trunk;
+	osip_message_t *m = NULL;
+	struct txn_addr from;
+	char why[SIPMSG_WHY_MAX], peer[64];
+	int status = 0;
+
+	/* The source check comes before the parser sees a byte. */
+	trunk = config_trunk_for_source(s->cfg, src->tp, src->local_addr,
+					(const struct sockaddr *)&src->addr);
+	if (!trunk) {
+		s->st.unknown_source++;
+		addr_text(&src->addr, peer, sizeof(peer));
+		if (s->cfg->global.unknown_source == UNKNOWN_SOURCE_403) {
+			LOG_DEBUG(NULL, "request from an unknown source refused",
+				  LF_S("source", peer));
+			snprintf(why, sizeof(why), "%s is not a source of any trunk here", peer);
+			send_refusal(s, raw, 403, why, src);
+		} else {
+			LOG_DEBUG(NULL, "request from an unknown source dropped",
+				  LF_S("source", peer));
+		}
+		return;
+	}
+	if (sipmsg_parse(&m, raw, &status, why, sizeof(why))) {
+		s->st.malformed++;
+		addr_text(&src->addr, peer, sizeof(peer));
+		LOG_INFO(NULL, "malformed SIP message", LF_S("source", peer),
+			 LF_S("trunk", trunk->name), LF_I("status", status), LF_S("reason", why));
+		if (status)
+			send_refusal(s, raw, status, why, src);
+		return;
+	}
+	if (sipmsg_is_request(m)) {
+		s->st.requests++;
+		sipmsg_fix_via(m, (const struct sockaddr *)&src->addr, src->addrlen);
+	} else {
+		s->st.responses++;
+	}
+	memset(&from, 0, sizeof(from));
+	from.transport = src->tp;
+	memcpy(&from.addr, &src->addr, src->addrlen);
+	from.addrlen = src->addrlen;
+	from.conn = src->conn;
+	from.local = src->local;
+	txn_layer_receive(s->txn, m, &from); /* takes m */
+}
+
+static void on_datagram(void *arg, struct slice data, const struct transport_src *src)
+{
+	struct sipcore *s = arg;
+	struct slice msg;
+	char why[SIPMSG_WHY_MAX];
+	int status = 0, err;
+
+	err = sipframe_datagram(data, &msg, &status, why, sizeof(why));
+	if (err == ENODATA) {
+		s->st.keepalives++; /* a CRLF keepalive: RFC 5626 has no answer on UDP */
+		return;
+	}
+	if (err) {
+		s->st.malformed++;
+		LOG_INFO(NULL, "bad datagram", LF_I("status", status), LF_S("reason", why));
+		/* a refusal only for a source we serve */
+		if (status && config_trunk_for_source(s->cfg, src->tp, src->local_addr,
+						      (const struct sockaddr *)&src->addr))
+			send_refusal(s, data, status, why, src);
+		return;
+	}
+	inbound(s, msg, src);
+}
+
+static void on_message(void *arg, struct slice msg, const struct transport_src *src)
+{
+	inbound(arg, msg, src);
+}
+
+static void on_closed(void *arg, uint64_t conn, const char *why)
+{
+}
+
+/* ---- life ---- */
+
+int sipcore_create(struct sipcore **out, struct event_base *base, struct config *cfg, char *why,
+		   size_t whysz)
+{
+	static const struct transport_callbacks tcb = { .datagram = on_datagram,
+							.message = on_message,
+							.closed = on_closed };
+	static const struct txn_callbacks xcb = {
+		.send = on_txn_send,
+		.request = on_request,
+		.response = on_response,
+		.stray_response = on_stray_response,
+		.timeout = on_timeout,
+		.transport_error = on_transport_error,
+		.terminated = on_terminated,
+	};
+	struct sipcore *s = calloc(1, sizeof(*s));
+	int err;
+
+	if (!s)
+		return ENOMEM;
+	s->base = base;
+	s->boot = config_ref(cfg);
+	s->cfg = config_ref(cfg);
+	err = txn_layer_create(&s->txn, NULL, &xcb, s, &txn_timer_ops_libevent, base);
+	if (err) {
+		snprintf(why, whysz, "cannot create the transaction layer: %s", strerror(err));
+		goto out;
+	}
+	err = transport_create(&s->tp, base, s->boot, &tcb, s, why, whysz);
+out:
+	if (err)
+		sipcore_destroy(s);
+	else
+		*out = s;
+	return err;
+}
+
+void sipcore_destroy(struct sipcore *s)
+{
+	if (!s)
+		return;
+	txn_layer_destroy(s->txn);
+	transport_destroy(s->tp);
+	config_unref(s->cfg);
+	config_unref(s->boot);
+	free(s);
+}
+
+void sipcore_reload(struct sipcore *s, struct config *cfg)
+{
+	config_unref(s->cfg);
+	s->cfg = config_ref(cfg);
+}
+
+void sipcore_drain(struct sipcore *s)
+{
+	s->draining = true;
+	transport_stop_listening(s->tp);
+}
+
+void sipcore_get_stats(const struct sipcore *s, struct sipcore_stats *out)
+{
+	*out = s->st;
+}
