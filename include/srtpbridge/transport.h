@@ -74,6 +74,13 @@ void transport_conn_release(struct transport *t, uint64_t conn);
 void transport_conn_alias(struct transport *t, uint64_t conn, const struct sockaddr *alias,
 			  socklen_t len);
 
+/* The limits and deadlines above, for one transport (tests shorten them). */
+struct transport_limits {
+	unsigned max_conns, max_conns_per_source;
+	unsigned first_timeout, message_timeout, idle_timeout, keepalive; /* s */
+};
+void transport_set_limits(struct transport *t, const struct transport_limits *l);
+
 /* Drain: stop accepting connections; existing ones and UDP keep working. */
 void transport_stop_listening(struct transport *t);
 

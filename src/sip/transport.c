@@ -76,6 +76,7 @@ struct transport {
 	uint64_t next_id;
 	SSL_CTX **clients; /* per trunk, made on first use */
 	struct transport_stats st;
+	struct transport_limits lim;
 	/* UDP receive buffers, shared: one loop thread reads them */
 	struct mmsghdr hdr[UDP_BATCH];
 	struct iovec iov[UDP_BATCH];
@@ -229,15 +230,16 @@ static void conn_close(struct conn *c, const char *why)
 /* The next moment this stream needs looking at. */
 static void conn_arm(struct conn *c)
 {
-	time_t now = now_s(), due = c->last_activity + TRANSPORT_IDLE_TIMEOUT;
+	const struct transport_limits *lim = &c->t->lim;
+	time_t now = now_s(), due = c->last_activity + (time_t)lim->idle_timeout;
 	struct timeval tv;
 
 	if (!c->seen_message && !c->outbound)
-		due = c->last_activity + TRANSPORT_FIRST_TIMEOUT;
-	if (c->partial_since && c->partial_since + TRANSPORT_MESSAGE_TIMEOUT < due)
-		due = c->partial_since + TRANSPORT_MESSAGE_TIMEOUT;
-	if (c->outbound && c->connected && c->last_sent + TRANSPORT_KEEPALIVE < due)
-		due = c->last_sent + TRANSPORT_KEEPALIVE;
+		due = c->last_activity + (time_t)lim->first_timeout;
+	if (c->partial_since && c->partial_since + (time_t)lim->message_timeout < due)
+		due = c->partial_since + (time_t)lim->message_timeout;
+	if (c->outbound && c->connected && c->last_sent + (time_t)lim->keepalive < due)
+		due = c->last_sent + (time_t)lim->keepalive;
 	tv.tv_sec = due > now ? due - now : 0;
 	tv.tv_usec = tv.tv_sec ? 0 : 1000;
 	evtimer_add(&c->timer, &tv);
@@ -246,24 +248,33 @@ static void conn_arm(struct conn *c)
 static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
+	const struct transport_limits *lim = &c->t->lim;
 	time_t now = now_s();
+	char why[96];
 
-	if (c->partial_since && now >= c->partial_since + TRANSPORT_MESSAGE_TIMEOUT) {
-		conn_close(c, "a message was not completed within 10 s");
+	if (c->partial_since && now >= c->partial_since + (time_t)lim->message_timeout) {
+		snprintf(why, sizeof(why), "a message was not completed within %u s",
+			 lim->message_timeout);
+		conn_close(c, why);
 		return;
 	}
-	if (!c->seen_message && !c->outbound && now >= c->last_activity + TRANSPORT_FIRST_TIMEOUT) {
-		conn_close(c, "no complete SIP message within 10 s of connecting");
+	if (!c->seen_message && !c->outbound &&
+	    now >= c->last_activity + (time_t)lim->first_timeout) {
+		snprintf(why, sizeof(why), "no complete SIP message within %u s of connecting",
+			 lim->first_timeout);
+		conn_close(c, why);
 		return;
 	}
-	if (now >= c->last_activity + TRANSPORT_IDLE_TIMEOUT) {
+	if (now >= c->last_activity + (time_t)lim->idle_timeout) {
 		if (!c->holds) {
-			conn_close(c, "idle for 600 s with no dialog on it");
+			snprintf(why, sizeof(why), "idle for %u s with no dialog on it",
+				 lim->idle_timeout);
+			conn_close(c, why);
 			return;
 		}
 		c->last_activity = now; /* a dialog lives on it: keep it */
 	}
-	if (c->outbound && c->connected && now >= c->last_sent + TRANSPORT_KEEPALIVE) {
+	if (c->outbound && c->connected && now >= c->last_sent + (time_t)lim->keepalive) {
 		/* RFC 5626 section 4.4.1: a double-CRLF ping keeps NATs open */
 		bufferevent_write(c->bev, "\r\n\r\n", 4);
 		c->last_sent = now;
@@ -481,8 +492,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	struct conn *c;
 
 	addr_name(sa, name, sizeof(name));
-	if (t->st.conns >= TRANSPORT_MAX_CONNS ||
-	    conns_from(t, sa) >= TRANSPORT_MAX_CONNS_PER_SOURCE) {
+	if (t->st.conns >= t->lim.max_conns || conns_from(t, sa) >= t->lim.max_conns_per_source) {
 		t->st.refused++;
 		LOG_WARN(NULL, "connection refused: too many connections", LF_S("peer", name),
 			 LF_S("listen", loc->name), LF_U("total", t->st.conns));
@@ -594,6 +604,12 @@ int transport_create(struct transport **out, struct event_base *base, const stru
 	t->base = base;
 	t->cfg = cfg;
 	t->cb = *cb;
+	t->lim = (struct transport_limits){ .max_conns = TRANSPORT_MAX_CONNS,
+					    .max_conns_per_source = TRANSPORT_MAX_CONNS_PER_SOURCE,
+					    .first_timeout = TRANSPORT_FIRST_TIMEOUT,
+					    .message_timeout = TRANSPORT_MESSAGE_TIMEOUT,
+					    .idle_timeout = TRANSPORT_IDLE_TIMEOUT,
+					    .keepalive = TRANSPORT_KEEPALIVE };
 	t->arg = arg;
 	for (size_t i = 0; i < cfg->ntrunks; i++)
 		max += cfg->trunks[i].nlisten;
@@ -719,7 +735,7 @@ int transport_send(struct transport *t, const struct transport_local *local, enu
 
 		if (!trunk)
 			return ENOTCONN; /* a response whose stream is gone: RFC 3261 18.2.2 */
-		if (t->st.conns >= TRANSPORT_MAX_CONNS)
+		if (t->st.conns >= t->lim.max_conns)
 			return EMFILE;
 		c = conn_new(t, tp, NULL, fd, to, tolen, true, trunk, why, sizeof(why));
 		addr_name(to, name, sizeof(name));
@@ -776,4 +792,9 @@ void transport_conn_alias(struct transport *t, uint64_t conn, const struct socka
 void transport_get_stats(const struct transport *t, struct transport_stats *out)
 {
 	*out = t->st;
+}
+
+void transport_set_limits(struct transport *t, const struct transport_limits *l)
+{
+	t->lim = *l;
 }
