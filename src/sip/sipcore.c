@@ -238,6 +238,31 @@ static void on_terminated(void *arg, struct txn *t)
 
 /* ---- inbound ---- */
 
+/* RFC 5923 in spirit: a stream on which a configured peer sends us requests
+ * (its top Via's sent-by is that peer's configured address) also carries our
+ * requests to that peer, so they cross its NAT and firewall the way its own
+ * came. Only configured peers: a Via cannot point our traffic anywhere else.
+ * (RFC 5923's ;alias parameter is not needed for that, nor honoured.) */
+static void alias_stream(struct sipcore *s, const struct config_trunk *trunk,
+			 const osip_message_t *req, const struct transport_src *src)
+{
+	struct sipmsg_via via;
+
+	if (src->tp == SIP_TP_UDP || sipmsg_top_via(req, &via) || !via.host)
+		return;
+	for (size_t i = 0; i < trunk->npeers; i++) {
+		const struct sip_uri *p = &trunk->peers[i];
+		uint16_t port = via.port ? via.port : (src->tp == SIP_TP_TLS ? 5061 : 5060);
+
+		if (p->transport == src->tp && p->resolved && port == p->port &&
+		    strcmp(via.host, p->host) == 0) {
+			transport_conn_alias(s->tp, src->conn, (const struct sockaddr *)&p->addr,
+					     p->addrlen);
+			return;
+		}
+	}
+}
+
 static void inbound(struct sipcore *s, struct slice raw, const struct transport_src *src)
 {
 	const struct config_trunk *trunk;
@@ -274,6 +299,7 @@ static void inbound(struct sipcore *s, struct slice raw, const struct transport_
 	}
 	if (sipmsg_is_request(m)) {
 		s->st.requests++;
+		alias_stream(s, trunk, m, src);
 		sipmsg_fix_via(m, (const struct sockaddr *)&src->addr, src->addrlen);
 	} else {
 		s->st.responses++;

@@ -5,7 +5,10 @@
  * chunks through sipframe_stream, each framed message parsed the same way.
  * Invariants that do not hold abort(): framing stays inside the buffer, a
  * refusal always says why, what we serialise reads back through our own
- * checks, and stream and datagram framing agree on a message's length. */
+ * checks, and stream and datagram framing agree on a message's length.
+ * What parses then goes through the transaction layer, as in the daemon,
+ * with a transaction user that answers every request, on a fake clock that
+ * runs every timer out after each input. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -16,6 +19,7 @@
 
 #include "srtpbridge/sipframe.h"
 #include "srtpbridge/sipmsg.h"
+#include "srtpbridge/txn.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -65,6 +69,49 @@ static void exercise_request(osip_message_t *m)
 		osip_message_free(r);
 }
 
+/* ---- the transaction layer, as the daemon's inbound path ends ---- */
+
+static struct txn_layer *layer;
+static struct txn_fake_clock *clock_;
+
+static int null_send(void *arg, const struct txn_addr *to, bool reliable, const char *buf,
+		     size_t len)
+{
+	must(buf && len > 0);
+	return 0;
+}
+
+static void answer_all(void *arg, struct txn *t, osip_message_t *req, const struct txn_addr *from)
+{
+	osip_message_t *r = NULL;
+
+	if (t && sipmsg_response(&r, req, strcmp(sipmsg_method(req), "INVITE") ? 200 : 486, NULL,
+				 "fz", NULL) == 0)
+		txn_respond(t, r);
+}
+
+static void transactions(struct slice raw)
+{
+	static const struct txn_callbacks cb = { .send = null_send, .request = answer_all };
+	struct txn_addr from = { .transport = SIP_TP_UDP };
+	struct sockaddr_in *in = (struct sockaddr_in *)&from.addr;
+	osip_message_t *m = NULL;
+	char why[SIPMSG_WHY_MAX];
+	int st;
+
+	if (!layer) {
+		must(txn_fake_clock_create(&clock_) == 0);
+		must(txn_layer_create(&layer, NULL, &cb, NULL, &txn_timer_ops_fake, clock_) == 0);
+	}
+	if (sipmsg_parse(&m, raw, &st, why, sizeof(why)))
+		return;
+	in->sin_family = AF_INET;
+	in->sin_port = htons(5060);
+	in->sin_addr.s_addr = htonl(0x7f000001);
+	from.addrlen = sizeof(*in);
+	txn_layer_receive(layer, m, &from); /* takes m */
+}
+
 static void exercise(struct slice raw)
 {
 	osip_message_t *m = NULL, *r = NULL;
@@ -87,9 +134,18 @@ static void exercise(struct slice raw)
 			if (sipmsg_serialize(r, &s, &n) == 0)
 				free(s);
 			osip_message_free(r);
+		} else if (st >= 400 && st != 500) {
+			char *s = NULL;
+			size_t n;
+
+			/* the text refusal: a response line first, whatever it copied */
+			if (sipmsg_refusal_text(&s, &n, raw, st, why, "fz") == 0)
+				must(n > 12 && memcmp(s, "SIP/2.0 ", 8) == 0);
+			free(s);
 		}
 		return;
 	}
+	transactions(raw);
 	/* what sipmsg_parse accepts, the accessors read without failing */
 	must(sipmsg_top_via(m, &v) == 0 && v.host && v.host[0]);
 	must(sipmsg_cseq(m, &num, &meth) == 0);
@@ -184,5 +240,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	udp((const char *)data, size);
 	tcp((const char *)data, size);
+	/* every timer runs out, so no transaction outlives its input */
+	if (clock_)
+		txn_fake_clock_advance(clock_, 120000);
 	return 0;
 }
