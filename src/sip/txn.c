@@ -33,6 +33,7 @@
 
 #include "srtpbridge/log.h"
 #include "srtpbridge/txn.h"
+#include "srtpbridge/sipmsg.h"
 
 #define TXN_COOKIE     "z9hG4bK"
 #define TXN_COOKIE_LEN 7
@@ -254,38 +255,11 @@ static int clone_vias(osip_message_t *to, const osip_message_t *from, int count)
 	return 0;
 }
 
-/* RFC 3261 8.2.6.1: Via, From, To, Call-ID, CSeq and Timestamp copied; the
- * To tag may be left out of a 100. */
-static int build_trying(osip_message_t *req, osip_message_t **out)
+/* RFC 3261 8.2.6.1: the 100 Trying copies Via, From, To (no tag), Call-ID,
+ * CSeq and Timestamp: sipmsg_response does exactly that. */
+static int trying_for(osip_message_t *req, osip_message_t **out)
 {
-	osip_message_t *r = NULL;
-	osip_header_t *ts = NULL;
-	int err = ENOMEM;
-
-	if (osip_message_init(&r) != OSIP_SUCCESS)
-		return ENOMEM;
-	osip_message_set_version(r, osip_strdup("SIP/2.0"));
-	osip_message_set_status_code(r, 100);
-	osip_message_set_reason_phrase(r, osip_strdup("Trying"));
-	if (!r->sip_version || !r->reason_phrase)
-		goto out;
-	if (clone_vias(r, req, -1))
-		goto out;
-	if (osip_from_clone(req->from, &r->from) != OSIP_SUCCESS ||
-	    osip_to_clone(req->to, &r->to) != OSIP_SUCCESS ||
-	    osip_call_id_clone(req->call_id, &r->call_id) != OSIP_SUCCESS ||
-	    osip_cseq_clone(req->cseq, &r->cseq) != OSIP_SUCCESS)
-		goto out;
-	if (osip_message_get_timestamp(req, 0, &ts) >= 0 && ts && ts->hvalue &&
-	    osip_message_set_timestamp(r, ts->hvalue) != OSIP_SUCCESS)
-		goto out;
-	err = 0;
-out:
-	if (err)
-		osip_message_free(r);
-	else
-		*out = r;
-	return err;
+	return sipmsg_response(out, req, 100, NULL, NULL, NULL);
 }
 
 /* RFC 3261 17.1.1.3: the ACK for a non-2xx final response. Request-URI,
@@ -685,7 +659,7 @@ static int send_trying(struct txn *t)
 	size_t len = 0;
 	int err;
 
-	err = build_trying(t->req, &r);
+	err = trying_for(t->req, &r);
 	if (!err)
 		err = serialize(r, &buf, &len);
 	if (!err)
