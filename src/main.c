@@ -4,10 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 
 #include "srtpbridge/config.h"
+#include "srtpbridge/control.h"
 #include "srtpbridge/daemon.h"
 #include "srtpbridge/explain.h"
 #include "srtpbridge/log.h"
@@ -74,6 +76,82 @@ static void on_draining(void *arg)
 	sipcore_drain(arg);
 }
 
+/* What srtpbridgectl sees of the running daemon. */
+struct ctl_ctx {
+	struct daemon *d;
+	struct sipcore *sip;
+	const char *path;
+	time_t started; /* CLOCK_MONOTONIC s */
+};
+
+static time_t monotonic_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+static int ctl_stats(void *arg, struct control_out *o)
+{
+	static const char *const classes[] = { NULL, "1xx", "2xx", "3xx", "4xx", "5xx", "6xx" };
+	struct ctl_ctx *x = arg;
+	struct sipcore_stats st;
+
+	sipcore_get_stats(x->sip, &st);
+	control_out_str(o, "version", SRTPBRIDGE_VERSION);
+	control_out_str(o, "config", x->path);
+	control_out_str(o, "state", daemon_state(x->d) == DAEMON_RUNNING ? "running" : "draining");
+	control_out_uint(o, "uptime_seconds", (uint64_t)(monotonic_s() - x->started));
+	control_out_uint(o, "calls_active", 0);
+	control_out_uint(o, "trunks", daemon_config(x->d)->ntrunks);
+	control_out_begin_object(o, "sip");
+	control_out_uint(o, "requests", st.requests);
+	control_out_uint(o, "responses", st.responses);
+	control_out_uint(o, "unknown_source", st.unknown_source);
+	control_out_uint(o, "malformed", st.malformed);
+	control_out_uint(o, "keepalives", st.keepalives);
+	control_out_begin_object(o, "responses_sent");
+	for (int i = 1; i <= 6; i++)
+		control_out_uint(o, classes[i], st.responses_sent[i]);
+	control_out_end_object(o);
+	control_out_end_object(o);
+	return 0;
+}
+
+static int ctl_calls(void *arg, struct control_out *o)
+{
+	control_out_begin_array(o, "calls"); /* no calls before the B2BUA */
+	control_out_end_array(o);
+	return 0;
+}
+
+static int ctl_call(void *arg, const char *id, struct control_out *o)
+{
+	return control_out_fail(o, ENOENT, "no call with id %s", id);
+}
+
+static int ctl_reload(void *arg, char *err, size_t errsz)
+{
+	struct ctl_ctx *x = arg;
+
+	/* As for SIGHUP: a draining daemon keeps the config it has. */
+	if (daemon_state(x->d) != DAEMON_RUNNING) {
+		snprintf(err, errsz, "the daemon is draining: reload ignored");
+		return EBUSY;
+	}
+	if (daemon_reload(x->d)) {
+		snprintf(err, errsz, "the config has errors: see the log");
+		return EINVAL;
+	}
+	return 0;
+}
+
+static void ctl_drain(void *arg)
+{
+	daemon_drain(((struct ctl_ctx *)arg)->d);
+}
+
 static int run(const char *path)
 {
 	struct config_problems probs = { 0 };
@@ -83,6 +161,15 @@ static int run(const char *path)
 	struct daemon *d = NULL;
 	struct sipcore *sip = NULL;
 	struct daemon_hooks hooks = { .reloaded = on_reloaded, .draining = on_draining };
+	struct ctl_ctx ctx = { .path = path, .started = monotonic_s() };
+	struct control_providers ctl_p = { .stats = ctl_stats,
+					   .calls = ctl_calls,
+					   .call = ctl_call,
+					   .reload = ctl_reload,
+					   .drain = ctl_drain,
+					   .arg = &ctx };
+	struct control *ctl = NULL;
+	const char *ctl_path;
 	char why[256];
 	int err;
 
@@ -139,10 +226,19 @@ static int run(const char *path)
 	}
 	hooks.arg = sip;
 	daemon_set_hooks(d, &hooks);
+	ctx.d = d;
+	ctx.sip = sip;
+	/* Without it the daemon still works: a development run may point at a
+	 * directory that does not exist. */
+	ctl_path = daemon_config(d)->global.control_socket;
+	if (control_create(&ctl, base, ctl_path, &ctl_p, why, sizeof(why)))
+		LOG_WARN(NULL, "running without the control socket", LF_S("path", ctl_path),
+			 LF_S("reason", why));
 	daemon_ready(d);
 	LOG_INFO(NULL, "ready", LF_U("trunks", daemon_config(d)->ntrunks),
 		 LF_I("max_calls", daemon_config(d)->global.max_calls));
 	event_base_dispatch(base);
+	control_destroy(ctl);
 	sipcore_destroy(sip);
 	daemon_destroy(d);
 	event_base_free(base);
