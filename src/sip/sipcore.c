@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include <event2/event.h>
+#include <openssl/rand.h>
 #include <osipparser2/osip_parser.h>
 
 #define LOG_MODULE  "sip"
@@ -44,6 +45,21 @@ static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t size)
 	} else {
 		snprintf(buf, size, "?");
 	}
+}
+
+/* RFC 3261 section 19.3: tags need at least 32 bits of cryptographic
+ * randomness; 64 here, in hex. */
+static void new_tag(char tag[17])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char r[8] = { 0 };
+
+	RAND_bytes(r, sizeof(r));
+	for (int i = 0; i < 8; i++) {
+		tag[2 * i] = hex[r[i] >> 4];
+		tag[2 * i + 1] = hex[r[i] & 15];
+	}
+	tag[16] = '\0';
 }
 
 static void count_sent(struct sipcore *s, const char *buf, size_t len)
@@ -80,7 +96,7 @@ static void send_refusal(struct sipcore *s, struct slice raw, int status, const 
 	char tag[20];
 	int err;
 
-	snprintf(tag, sizeof(tag), "%08x%08x", (unsigned)random(), (unsigned)random());
+	new_tag(tag);
 	err = sipmsg_refusal(&resp, raw, status, why, tag);
 	if (err == 0)
 		err = sipmsg_serialize(resp, &buf, &len);
@@ -101,7 +117,7 @@ static void respond_with(struct sipcore *s, struct txn *t, const osip_message_t 
 	osip_message_t *resp = NULL;
 	char tag[20];
 
-	snprintf(tag, sizeof(tag), "%08x%08x", (unsigned)random(), (unsigned)random());
+	new_tag(tag);
 	if (sipmsg_response(&resp, req, status, NULL, tag, warning))
 		return;
 	/* libosip2 keeps Accept in a field of its own, with its own setter */
