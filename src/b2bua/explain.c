@@ -1,6 +1,7 @@
 /* --explain: the route lookup and the offer/answer path of a real call, run
  * on one offer with a simulated (or given) answer from the routed side. */
 #include "srtpbridge/explain.h"
+#include "srtpbridge/control.h"
 #include "srtpbridge/log.h"
 #include "srtpbridge/oa.h"
 #include "srtpbridge/sdes_policy.h"
@@ -26,28 +27,26 @@ struct report {
 	char *sdp_to_routed, *sdp_answer, *sdp_to_offerer; /* redacted */
 };
 
+/* A JSON string or null, escaped as the control socket escapes. */
 static void json_str(FILE *out, const char *s)
 {
+	size_t n, len;
+	char *buf;
+
 	if (!s) {
 		fputs("null", out);
 		return;
 	}
-	fputc('"', out);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c == '"' || c == '\\')
-			fprintf(out, "\\%c", c);
-		else if (c == '\n')
-			fputs("\\n", out);
-		else if (c == '\r')
-			fputs("\\r", out);
-		else if (c < 0x20)
-			fprintf(out, "\\u%04x", c);
-		else
-			fputc(c, out);
+	n = strlen(s);
+	len = control_json_escape(NULL, 0, s, n);
+	buf = malloc(len + 1);
+	if (!buf) {
+		fputs("null", out);
+		return;
 	}
-	fputc('"', out);
+	control_json_escape(buf, len + 1, s, n);
+	fprintf(out, "\"%s\"", buf);
+	free(buf);
 }
 
 static void json_side(FILE *out, const struct side *s)

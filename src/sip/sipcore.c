@@ -1,6 +1,7 @@
 /* The SIP stack: what arrives passes the checks in DESIGN.md's order, each
  * refusal with its status and a reason, before anything is kept. */
 #include "srtpbridge/sipcore.h"
+#include "srtpbridge/addr.h"
 #include "srtpbridge/config.h"
 #include "srtpbridge/log.h"
 #include "srtpbridge/sipframe.h"
@@ -30,22 +31,6 @@ struct sipcore {
 	bool draining;
 	struct sipcore_stats st;
 };
-
-static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t size)
-{
-	char ip[INET6_ADDRSTRLEN] = "?";
-
-	if (ss->ss_family == AF_INET) {
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, ip, sizeof(ip));
-		snprintf(buf, size, "%s:%u", ip, ntohs(((const struct sockaddr_in *)ss)->sin_port));
-	} else if (ss->ss_family == AF_INET6) {
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, ip, sizeof(ip));
-		snprintf(buf, size, "[%s]:%u", ip,
-			 ntohs(((const struct sockaddr_in6 *)ss)->sin6_port));
-	} else {
-		snprintf(buf, size, "?");
-	}
-}
 
 /* RFC 3261 section 19.3: tags need at least 32 bits of cryptographic
  * randomness; 64 here, in hex. */
@@ -292,7 +277,7 @@ static void inbound(struct sipcore *s, struct slice raw, const struct transport_
 					(const struct sockaddr *)&src->addr);
 	if (!trunk) {
 		s->st.unknown_source++;
-		addr_text(&src->addr, peer, sizeof(peer));
+		addr_format((const struct sockaddr *)&src->addr, peer, sizeof(peer));
 		if (s->cfg->global.unknown_source == UNKNOWN_SOURCE_403) {
 			LOG_DEBUG(NULL, "request from an unknown source refused",
 				  LF_S("source", peer));
@@ -306,7 +291,7 @@ static void inbound(struct sipcore *s, struct slice raw, const struct transport_
 	}
 	if (sipmsg_parse(&m, raw, &status, why, sizeof(why))) {
 		s->st.malformed++;
-		addr_text(&src->addr, peer, sizeof(peer));
+		addr_format((const struct sockaddr *)&src->addr, peer, sizeof(peer));
 		LOG_INFO(NULL, "malformed SIP message", LF_S("source", peer),
 			 LF_S("trunk", trunk->name), LF_I("status", status), LF_S("reason", why));
 		if (status)

@@ -4,6 +4,7 @@
  * deadline moves with its state, so thousands of idle connections cost no
  * wake-ups. */
 #include "srtpbridge/transport.h"
+#include "srtpbridge/addr.h"
 #include "srtpbridge/log.h"
 #include "srtpbridge/sipframe.h"
 #include "srtpbridge/sipmsg.h"
@@ -87,24 +88,6 @@ struct transport {
 /* ---- small helpers ---- */
 
 static const char *const tp_names[] = { "udp", "tcp", "tls" };
-
-static void addr_name(const struct sockaddr *sa, char *buf, size_t size)
-{
-	char ip[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
-
-	if (sa->sa_family == AF_INET) {
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, sizeof(ip));
-		port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
-		snprintf(buf, size, "%s:%u", ip, port);
-	} else if (sa->sa_family == AF_INET6) {
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof(ip));
-		port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
-		snprintf(buf, size, "[%s]:%u", ip, port);
-	} else {
-		snprintf(buf, size, "?");
-	}
-}
 
 static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr *b, bool port)
 {
@@ -411,7 +394,7 @@ static struct conn *conn_new(struct transport *t, enum sip_transport tp,
 	c->outbound = outbound;
 	memcpy(&c->peer, peer, peerlen);
 	c->peerlen = peerlen;
-	addr_name(peer, c->peer_name, sizeof(c->peer_name));
+	addr_format(peer, c->peer_name, sizeof(c->peer_name));
 	c->last_activity = c->last_sent = now_s();
 	sipframe_stream_init(&c->fs);
 	evtimer_assign(&c->timer, t->base, on_conn_timer, c);
@@ -434,7 +417,7 @@ static struct conn *conn_new(struct transport *t, enum sip_transport tp,
 			if (!peer_uri.host[0]) {
 				char ip[INET6_ADDRSTRLEN];
 
-				addr_name(peer, ip, sizeof(ip));
+				addr_format(peer, ip, sizeof(ip));
 				snprintf(peer_uri.host, sizeof(peer_uri.host), "%.*s",
 					 (int)strcspn(ip[0] == '[' ? ip + 1 : ip, "]:"),
 					 ip[0] == '[' ? ip + 1 : ip);
@@ -491,7 +474,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	char why[256], name[64];
 	struct conn *c;
 
-	addr_name(sa, name, sizeof(name));
+	addr_format(sa, name, sizeof(name));
 	if (t->st.conns >= t->lim.max_conns || conns_from(t, sa) >= t->lim.max_conns_per_source) {
 		t->st.refused++;
 		LOG_WARN(NULL, "connection refused: too many connections", LF_S("peer", name),
@@ -563,7 +546,7 @@ static int bind_local(struct transport *t, struct transport_local *loc, char *wh
 	int fd, one = 1;
 
 	snprintf(loc->name, sizeof(loc->name), "%s:", tp_names[loc->tp]);
-	addr_name((const struct sockaddr *)&loc->addr, loc->name + 4, sizeof(loc->name) - 4);
+	addr_format((const struct sockaddr *)&loc->addr, loc->name + 4, sizeof(loc->name) - 4);
 	if (loc->tp == SIP_TP_UDP) {
 		fd = socket(loc->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
@@ -738,7 +721,7 @@ int transport_send(struct transport *t, const struct transport_local *local, enu
 		if (t->st.conns >= t->lim.max_conns)
 			return EMFILE;
 		c = conn_new(t, tp, NULL, fd, to, tolen, true, trunk, why, sizeof(why));
-		addr_name(to, name, sizeof(name));
+		addr_format(to, name, sizeof(name));
 		if (!c) {
 			LOG_WARN(NULL, "cannot open a connection", LF_S("peer", name),
 				 LF_S("transport", tp_names[tp]), LF_S("reason", why));
