@@ -47,8 +47,23 @@ static void new_tag(char tag[17])
 	tag[16] = '\0';
 }
 
-static void count_sent(struct sipcore *s, const char *buf, size_t len)
+/* sip_trace: every message in and out, as text. The logger redacts SDES
+ * keys from every string it writes, so a trace never shows one. */
+static void trace(const struct sipcore *s, const char *dir, const char *buf, size_t len,
+		  const struct sockaddr *peer)
 {
+	char who[64];
+
+	if (!s->cfg->global.sip_trace)
+		return;
+	addr_format(peer, who, sizeof(who));
+	LOG_INFO(NULL, dir, LF_S("peer", who), LF_SN("sip", buf, len));
+}
+
+/* A message went out: counted, and traced when sip_trace asks. */
+static void sent(struct sipcore *s, const char *buf, size_t len, const struct sockaddr *peer)
+{
+	trace(s, "sip out", buf, len, peer);
 	/* "SIP/2.0 NNN": a response; its class for the counters */
 	if (len > 9 && memcmp(buf, "SIP/2.0 ", 8) == 0 && buf[8] >= '1' && buf[8] <= '6')
 		s->st.responses_sent[buf[8] - '0']++;
@@ -65,7 +80,7 @@ static int on_txn_send(void *arg, const struct txn_addr *to, bool reliable, cons
 			       to->addrlen, to->conn, NULL, buf, len);
 
 	if (!err)
-		count_sent(s, buf, len);
+		sent(s, buf, len, (const struct sockaddr *)&to->addr);
 	return err;
 }
 
@@ -90,7 +105,7 @@ static void send_refusal(struct sipcore *s, struct slice raw, int status, const 
 	if (err == 0 &&
 	    transport_send(s->tp, src->local, src->tp, (const struct sockaddr *)&src->addr,
 			   src->addrlen, src->conn, NULL, buf, len) == 0)
-		count_sent(s, buf, len);
+		sent(s, buf, len, (const struct sockaddr *)&src->addr);
 	free(buf);
 	osip_message_free(resp);
 }
@@ -272,6 +287,7 @@ static void inbound(struct sipcore *s, struct slice raw, const struct transport_
 	char why[SIPMSG_WHY_MAX], peer[64];
 	int status = 0;
 
+	trace(s, "sip in", raw.p, raw.n, (const struct sockaddr *)&src->addr);
 	/* The source check comes before the parser sees a byte. */
 	trunk = config_trunk_for_source(s->cfg, src->tp, src->local_addr,
 					(const struct sockaddr *)&src->addr);

@@ -23,6 +23,7 @@ control_socket = @CONTROL_SOCKET@
 metrics_listen =
 media_ports = 30000-30999
 unknown_source = @UNKNOWN@
+sip_trace = @TRACE@
 
 [trunk:carrier]
 listen = udp:127.0.0.1:@PORT@, tcp:127.0.0.1:@PORT@
@@ -70,11 +71,12 @@ def header(data, name):
 
 
 class SipTransportTest(DaemonTestCase):
-    def start(self, unknown="drop"):
+    def start(self, unknown="drop", trace="no"):
         self.port, self.peer, self.ivr, self.ivr_peer = harness.free_ports(4)
         text = harness.render(CONFIG, CONTROL_SOCKET=self.tmp.join("ctl.sock"),
                               PORT=self.port, PEER=self.peer, IVR=self.ivr,
-                              IVR_PEER=self.ivr_peer, UNKNOWN=unknown)
+                              IVR_PEER=self.ivr_peer, UNKNOWN=unknown,
+                              TRACE=trace)
         self.daemon = self.start_daemon(self.tmp.write("sbc.ini", text))
         self.daemon.wait_ready()
         self.daemon.wait_for_log(msg="listening", listen="tcp:127.0.0.1:%d" % self.port)
@@ -238,6 +240,29 @@ class SipTransportTest(DaemonTestCase):
         data = stranger.recv(65536)
         self.assertEqual(status_of(data), 403)
         self.assertIn("not a source", header(data, "Warning") or "")
+
+    # --- sip_trace ---
+
+    def test_sip_trace_both_ways_without_keys(self):
+        self.start(trace="yes")
+        mark = self.daemon.log_mark()
+        key = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR"
+        sdp = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+               "m=audio 4000 RTP/SAVP 0\r\n"
+               "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:%s\r\n" % key).encode()
+        s = self.udp()
+        s.sendto(request("INVITE", self.port, body=sdp,
+                         extra="Content-Type: application/sdp\r\n"), ("127.0.0.1", self.port))
+        self.assertEqual(status_of(s.recv(65536)), 100)
+        rin = self.daemon.wait_for_log(msg="sip in", since=mark)
+        self.assertTrue(rin["sip"].startswith("INVITE sip:8011000@127.0.0.1"), rin["sip"])
+        self.assertIn("inline:[redacted]", rin["sip"])
+        out = self.daemon.wait_for_log(lambda r: r.get("msg") == "sip out"
+                                       and r.get("sip", "").startswith("SIP/2.0 503"),
+                                       since=mark)
+        self.assertEqual(out["peer"], "127.0.0.1:%d" % s.getsockname()[1])
+        for rec in self.daemon.logs(since=mark):
+            self.assertNotIn(key[:12], str(rec))
 
     # --- transactions ---
 
