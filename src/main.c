@@ -8,11 +8,13 @@
 
 #include <event2/event.h>
 
+#include "srtpbridge/b2bua.h"
 #include "srtpbridge/config.h"
 #include "srtpbridge/control.h"
 #include "srtpbridge/daemon.h"
 #include "srtpbridge/explain.h"
 #include "srtpbridge/log.h"
+#include "srtpbridge/portpool.h"
 #include "srtpbridge/sdp.h"
 #include "srtpbridge/sipcore.h"
 #include "srtpbridge/srtplib.h"
@@ -66,23 +68,38 @@ static int check(const char *path)
 	return err ? 1 : 0;
 }
 
+/* What the signal hooks and srtpbridgectl see of the running daemon. */
+struct ctl_ctx {
+	struct daemon *d;
+	struct sipcore *sip;
+	struct b2bua *b2b;
+	struct portpool *pool;
+	const char *path;
+	time_t started; /* CLOCK_MONOTONIC s */
+};
+
 static void on_reloaded(void *arg, struct config *cfg)
 {
-	sipcore_reload(arg, cfg);
+	sipcore_reload(((struct ctl_ctx *)arg)->sip, cfg);
 }
 
 static void on_draining(void *arg)
 {
-	sipcore_drain(arg);
+	struct ctl_ctx *x = arg;
+
+	sipcore_drain(x->sip);
+	b2bua_drain(x->b2b);
 }
 
-/* What srtpbridgectl sees of the running daemon. */
-struct ctl_ctx {
-	struct daemon *d;
-	struct sipcore *sip;
-	const char *path;
-	time_t started; /* CLOCK_MONOTONIC s */
-};
+static void on_call_start(void *arg)
+{
+	daemon_hold(arg);
+}
+
+static void on_call_end(void *arg)
+{
+	daemon_release(arg);
+}
 
 static time_t monotonic_s(void)
 {
@@ -97,14 +114,34 @@ static int ctl_stats(void *arg, struct control_out *o)
 	static const char *const classes[] = { NULL, "1xx", "2xx", "3xx", "4xx", "5xx", "6xx" };
 	struct ctl_ctx *x = arg;
 	struct sipcore_stats st;
+	struct b2bua_stats bs;
 
 	sipcore_get_stats(x->sip, &st);
+	b2bua_get_stats(x->b2b, &bs);
 	control_out_str(o, "version", SRTPBRIDGE_VERSION);
 	control_out_str(o, "config", x->path);
 	control_out_str(o, "state", daemon_state(x->d) == DAEMON_RUNNING ? "running" : "draining");
 	control_out_uint(o, "uptime_seconds", (uint64_t)(monotonic_s() - x->started));
-	control_out_uint(o, "calls_active", 0);
+	control_out_uint(o, "calls_active", bs.calls_active);
 	control_out_uint(o, "trunks", daemon_config(x->d)->ntrunks);
+	control_out_begin_object(o, "calls");
+	control_out_uint(o, "started", bs.calls_started);
+	control_out_uint(o, "answered", bs.calls_answered);
+	control_out_uint(o, "failed", bs.calls_failed);
+	control_out_uint(o, "rejected", bs.calls_rejected);
+	control_out_uint(o, "rejected_no_route", bs.rejected_no_route);
+	control_out_uint(o, "rejected_admission", bs.rejected_admission);
+	control_out_uint(o, "rejected_sdp", bs.rejected_sdp);
+	control_out_uint(o, "ended_by_srtpbridge", bs.ended_by_us);
+	control_out_uint(o, "ack_timeouts", bs.ack_timeouts);
+	control_out_end_object(o);
+	control_out_begin_object(o, "ports");
+	control_out_uint(o, "total", portpool_total(x->pool));
+	control_out_uint(o, "free", portpool_free_count(x->pool));
+	control_out_uint(o, "in_use", portpool_in_use_count(x->pool));
+	control_out_uint(o, "quarantined", portpool_quarantined_count(x->pool));
+	control_out_uint(o, "busy", portpool_busy_count(x->pool));
+	control_out_end_object(o);
 	control_out_begin_object(o, "sip");
 	control_out_uint(o, "requests", st.requests);
 	control_out_uint(o, "responses", st.responses);
@@ -121,14 +158,12 @@ static int ctl_stats(void *arg, struct control_out *o)
 
 static int ctl_calls(void *arg, struct control_out *o)
 {
-	control_out_begin_array(o, "calls"); /* no calls before the B2BUA */
-	control_out_end_array(o);
-	return 0;
+	return b2bua_ctl_calls(((struct ctl_ctx *)arg)->b2b, o);
 }
 
 static int ctl_call(void *arg, const char *id, struct control_out *o)
 {
-	return control_out_fail(o, ENOENT, "no call with id %s", id);
+	return b2bua_ctl_call(((struct ctl_ctx *)arg)->b2b, id, o);
 }
 
 static int ctl_reload(void *arg, char *err, size_t errsz)
@@ -160,8 +195,12 @@ static int run(const char *path)
 	struct event_base *base = NULL;
 	struct daemon *d = NULL;
 	struct sipcore *sip = NULL;
-	struct daemon_hooks hooks = { .reloaded = on_reloaded, .draining = on_draining };
+	struct portpool *pool = NULL;
+	struct b2bua *b2b = NULL;
 	struct ctl_ctx ctx = { .path = path, .started = monotonic_s() };
+	struct daemon_hooks hooks = { .reloaded = on_reloaded,
+				      .draining = on_draining,
+				      .arg = &ctx };
 	struct control_providers ctl_p = { .stats = ctl_stats,
 					   .calls = ctl_calls,
 					   .call = ctl_call,
@@ -207,8 +246,15 @@ static int run(const char *path)
 		srtplib_shutdown();
 		return 1;
 	}
-	err = sipcore_create(&sip, base, cfg, why, sizeof(why));
+	/* media_ports is a restart key: the pool lives as long as the process */
+	err = portpool_create(&pool, cfg->global.media_port_min, cfg->global.media_port_max,
+			      (unsigned)cfg->global.media_port_quarantine, NULL, NULL);
+	if (!err)
+		err = sipcore_create(&sip, base, cfg, why, sizeof(why));
+	else
+		snprintf(why, sizeof(why), "cannot create the media port pool: %s", strerror(err));
 	if (err) {
+		portpool_destroy(pool);
 		LOG_ERROR(NULL, "cannot start", LF_S("reason", why));
 		config_unref(cfg);
 		event_base_free(base);
@@ -216,18 +262,29 @@ static int run(const char *path)
 		return 1;
 	}
 	err = daemon_create(&d, base, path, cfg);
+	if (!err) {
+		struct b2bua_hooks bh = { .hold = on_call_start, .release = on_call_end, .arg = d };
+
+		err = b2bua_create(&b2b, base, sip, pool, &bh);
+		if (err) {
+			daemon_destroy(d); /* with the reference to cfg it took */
+			cfg = NULL;
+		}
+	}
 	if (err) {
 		LOG_ERROR(NULL, "cannot start", LF_S("error", strerror(err)));
 		sipcore_destroy(sip);
+		portpool_destroy(pool);
 		config_unref(cfg);
 		event_base_free(base);
 		srtplib_shutdown();
 		return 1;
 	}
-	hooks.arg = sip;
-	daemon_set_hooks(d, &hooks);
 	ctx.d = d;
 	ctx.sip = sip;
+	ctx.b2b = b2b;
+	ctx.pool = pool;
+	daemon_set_hooks(d, &hooks);
 	/* Without it the daemon still works: a development run may point at a
 	 * directory that does not exist. */
 	ctl_path = daemon_config(d)->global.control_socket;
@@ -239,7 +296,9 @@ static int run(const char *path)
 		 LF_I("max_calls", daemon_config(d)->global.max_calls));
 	event_base_dispatch(base);
 	control_destroy(ctl);
+	b2bua_destroy(b2b);
 	sipcore_destroy(sip);
+	portpool_destroy(pool);
 	daemon_destroy(d);
 	event_base_free(base);
 	srtplib_shutdown();

@@ -56,4 +56,15 @@ int legb_invite(osip_message_t **out, const osip_message_t *a_invite,
 		const struct config_trunk *to_trunk, const struct sip_uri *peer,
 		const struct legb_ids *ids, int *status, const char **why);
 
+/* Our Contact on trunk for transport tp, either leg: "<sip:USER@ADV:PORT>"
+ * with ;transport=tcp|tls unless tp is UDP, where ADV:PORT is as for leg B's
+ * Via above. user holds only RFC 3261 user characters. Returns 0, EINVAL (no
+ * listen address of tp, a bad user) or ENOSPC. */
+int legb_contact(char *buf, size_t size, const struct config_trunk *trunk, enum sip_transport tp,
+		 const char *user);
+/* Our Via for a request on trunk over tp: "SIP/2.0/<UDP|TCP|TLS>
+ * ADV:PORT;branch=BRANCH;rport" (ADV:PORT as above). 0, EINVAL or ENOSPC. */
+int legb_via(char *buf, size_t size, const struct config_trunk *trunk, enum sip_transport tp,
+	     const char *branch);
+
 #endif

@@ -1,16 +1,24 @@
 /* sipcore.h: the daemon's SIP stack. Transports in, then DESIGN.md's order
  * of work: size (framing), the source check against the trunks' sources,
  * parsing with its caps, RFC 3581 Via fixing, the transaction layer, and the
- * transaction user. Until the B2BUA takes that role, the user answers
- * OPTIONS, CANCEL and BYE, and refuses INVITEs with 503 and a Warning. */
+ * transaction user (TU). The checks every request gets (Require, the body's
+ * type, Accept) are made here; then the TU set with sipcore_set_tu (the
+ * B2BUA) takes what it wants, and sipcore answers the rest itself: OPTIONS
+ * 200, a CANCEL or BYE that matches nothing 481, a new INVITE 503 while
+ * draining or without a TU, anything else 501. */
 #ifndef SRTPBRIDGE_SIPCORE_H
 #define SRTPBRIDGE_SIPCORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "srtpbridge/txn.h"
+
 struct event_base;
 struct config;
+struct config_trunk;
+struct sip_uri;
 struct sipcore;
 
 /* Takes one more reference to cfg; binds every listen address of it.
@@ -30,5 +38,45 @@ struct sipcore_stats {
 	uint64_t responses_sent[7]; /* by class: [1] = 1xx ... [6] = 6xx */
 };
 void sipcore_get_stats(const struct sipcore *s, struct sipcore_stats *out);
+
+/* The transaction user. request() sees every request that passed the common
+ * checks: in a new server transaction t, or with t NULL an ACK for a 2xx
+ * (RFC 3261 17.2.3). cfg and trunk are the snapshot in use and the inbound
+ * trunk the request came from (borrowed for the call: config_ref cfg to keep
+ * trunk). It returns true when it took the request (and answers it through
+ * t), false to leave it to sipcore. The other callbacks are those of
+ * struct txn_callbacks for client transactions and strays. */
+struct sipcore_tu {
+	bool (*request)(void *arg, struct txn *t, osip_message_t *req, const struct txn_addr *from,
+			struct config *cfg, const struct config_trunk *trunk);
+	void (*response)(void *arg, struct txn *t, osip_message_t *resp);
+	void (*stray_response)(void *arg, osip_message_t *resp, const struct txn_addr *from);
+	void (*timeout)(void *arg, struct txn *t, enum txn_timer_id which);
+	void (*transport_error)(void *arg, struct txn *t, int err);
+	void (*terminated)(void *arg, struct txn *t);
+	void *arg;
+};
+/* Copies tu; NULL removes it. */
+void sipcore_set_tu(struct sipcore *s, const struct sipcore_tu *tu);
+
+/* Returns borrowed: the transaction layer, for the TU's requests and
+ * responses. */
+struct txn_layer *sipcore_txn(struct sipcore *s);
+
+/* Where a request to peer (one of trunk's peers, resolved) goes: its
+ * transport and address, the trunk's listen socket for that transport (UDP
+ * sends from it, so the peer sees the address it knows), and the trunk for
+ * TLS verification. 0, or ENOTCONN when trunk has no listen address of the
+ * peer's transport, EHOSTUNREACH when the peer has no address. */
+int sipcore_peer_dest(const struct sipcore *s, const struct config_trunk *trunk,
+		      const struct sip_uri *peer, struct txn_addr *out);
+
+/* A stream a dialog lives on stays open while held (no idle timeout). */
+void sipcore_conn_hold(struct sipcore *s, uint64_t conn);
+void sipcore_conn_release(struct sipcore *s, uint64_t conn);
+
+/* RFC 3261 19.3 tags and branch suffixes: 16 hex digits from OpenSSL's
+ * CSPRNG (64 bits; at least 32 are required). buf holds 17 bytes. */
+void sipcore_random_hex(char buf[17]);
 
 #endif

@@ -33,13 +33,15 @@ struct txn_fake_clock; /* the tests' clock */
 /* Where a message goes or came from. For UDP, addr is the peer; for TCP and
  * TLS, conn names the stream (0: any live one to addr, or a new one). local
  * is opaque to the layer (the transport's listen socket, for instance): it is
- * copied from a request's source into the destination of its responses. */
+ * copied from a request's source into the destination of its responses.
+ * trunk, also opaque, names whose TLS settings verify a new stream we open. */
 struct txn_addr {
 	enum sip_transport transport;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	uint64_t conn;
 	const void *local;
+	const struct config_trunk *trunk;
 };
 
 enum txn_kind {

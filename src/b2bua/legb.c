@@ -228,3 +228,38 @@ int legb_invite(osip_message_t **out, const osip_message_t *a_invite,
 			      EBADMSG);
 	return 0;
 }
+
+int legb_contact(char *buf, size_t size, const struct config_trunk *trunk, enum sip_transport tp,
+		 const char *user)
+{
+	const struct sip_uri *local = tp <= SIP_TP_TLS ? listen_for(trunk, tp) : NULL;
+	const char *adv;
+	int n;
+
+	if (!local || !user || !*user)
+		return EINVAL;
+	for (const char *p = user; *p; p++)
+		if (!user_char((unsigned char)*p) || *p == '%')
+			return EINVAL;
+	adv = trunk->sip_advertise && *trunk->sip_advertise ? trunk->sip_advertise : local->host;
+	n = snprintf(buf, size, strchr(adv, ':') ? "<sip:%s@[%s]:%u%s>" : "<sip:%s@%s:%u%s>", user,
+		     adv, local->port, tp_param[tp]);
+	return n < 0 || (size_t)n >= size ? ENOSPC : 0;
+}
+
+int legb_via(char *buf, size_t size, const struct config_trunk *trunk, enum sip_transport tp,
+	     const char *branch)
+{
+	const struct sip_uri *local = tp <= SIP_TP_TLS ? listen_for(trunk, tp) : NULL;
+	const char *adv;
+	int n;
+
+	if (!local || !is_token(branch) || strncmp(branch, "z9hG4bK", 7) != 0)
+		return EINVAL;
+	adv = trunk->sip_advertise && *trunk->sip_advertise ? trunk->sip_advertise : local->host;
+	n = snprintf(buf, size,
+		     strchr(adv, ':') ? "SIP/2.0/%s [%s]:%u;branch=%s;rport"
+				      : "SIP/2.0/%s %s:%u;branch=%s;rport",
+		     tp_via[tp], adv, local->port, branch);
+	return n < 0 || (size_t)n >= size ? ENOSPC : 0;
+}

@@ -30,21 +30,30 @@ struct sipcore {
 	struct txn_layer *txn;
 	bool draining;
 	struct sipcore_stats st;
+	struct sipcore_tu tu;
+	bool has_tu;
+	/* the trunk of the message inside txn_layer_receive(), for the TU */
+	const struct config_trunk *in_trunk;
 };
 
 /* RFC 3261 section 19.3: tags need at least 32 bits of cryptographic
  * randomness; 64 here, in hex. */
-static void new_tag(char tag[17])
+void sipcore_random_hex(char buf[17])
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char r[8] = { 0 };
 
 	RAND_bytes(r, sizeof(r));
 	for (int i = 0; i < 8; i++) {
-		tag[2 * i] = hex[r[i] >> 4];
-		tag[2 * i + 1] = hex[r[i] & 15];
+		buf[2 * i] = hex[r[i] >> 4];
+		buf[2 * i + 1] = hex[r[i] & 15];
 	}
-	tag[16] = '\0';
+	buf[16] = '\0';
+}
+
+static void new_tag(char tag[17])
+{
+	sipcore_random_hex(tag);
 }
 
 /* sip_trace: every message in and out, as text. The logger redacts SDES
@@ -75,9 +84,13 @@ static int on_txn_send(void *arg, const struct txn_addr *to, bool reliable, cons
 		       size_t len)
 {
 	struct sipcore *s = arg;
+	/* The transport keeps per-trunk TLS clients of the snapshot it was
+	 * bound with; a call may hold a later one. */
+	const struct config_trunk *trunk =
+		to->trunk ? config_trunk_find(s->boot, to->trunk->name) : NULL;
 	int err =
 		transport_send(s->tp, to->local, to->transport, (const struct sockaddr *)&to->addr,
-			       to->addrlen, to->conn, NULL, buf, len);
+			       to->addrlen, to->conn, trunk, buf, len);
 
 	if (!err)
 		sent(s, buf, len, (const struct sockaddr *)&to->addr);
@@ -188,10 +201,14 @@ static void on_request(void *arg, struct txn *t, osip_message_t *req, const stru
 	const char *m = sipmsg_method(req);
 	char callid[128] = "", tags[256];
 
-	if (!t)
-		return; /* an ACK for a 2xx we never sent: nothing to do */
+	if (!t) {
+		/* an ACK for a 2xx: the TU's, or one for a call long gone */
+		if (s->has_tu)
+			s->tu.request(s->tu.arg, NULL, req, from, s->cfg, s->in_trunk);
+		return;
+	}
 	sipmsg_call_id(req, callid, sizeof(callid));
-	LOG_INFO(NULL, "request", LF_S("method", m), LF_S("call_id", callid));
+	LOG_DEBUG(NULL, "request", LF_S("method", m), LF_S("call_id", callid));
 	if (strcmp(m, "CANCEL") && unsupported_required(req, tags, sizeof(tags))) {
 		respond_with(s, t, req, 420, "Unsupported", tags,
 			     "an extension in Require is not supported");
@@ -206,13 +223,19 @@ static void on_request(void *arg, struct txn *t, osip_message_t *req, const stru
 			     "Accept does not list application/sdp, the only body we answer with");
 		return;
 	}
+	if (strcmp(m, "INVITE") == 0 && !sipmsg_to_tag(req) && (s->draining || !s->has_tu)) {
+		/* no Retry-After: a carrier would take the whole SBC out of service */
+		respond(s, t, req, 503,
+			s->draining ? "srtpbridge is draining: no new calls"
+				    : "srtpbridge takes no calls in this mode");
+		return;
+	}
+	if (s->has_tu && s->tu.request(s->tu.arg, t, req, from, s->cfg, s->in_trunk))
+		return;
 	if (strcmp(m, "OPTIONS") == 0) {
 		respond(s, t, req, 200, NULL);
 	} else if (strcmp(m, "INVITE") == 0) {
-		respond(s, t, req, 503,
-			s->draining
-				? "srtpbridge is draining: no new calls"
-				: "srtpbridge does not bridge calls yet (no B2BUA in this build)");
+		respond(s, t, req, 481, "no such call");
 	} else if (strcmp(m, "CANCEL") == 0) {
 		struct txn *inv = txn_find_invite_for_cancel(s->txn, req);
 
@@ -221,7 +244,9 @@ static void on_request(void *arg, struct txn *t, osip_message_t *req, const stru
 			return;
 		}
 		respond(s, t, req, 200, NULL);
-		respond(s, inv, txn_get_request(inv), 487, NULL);
+		/* 9.2: an INVITE with its final response already is left alone */
+		if (txn_get_state(inv) == TXN_PROCEEDING || txn_get_state(inv) == TXN_TRYING)
+			respond(s, inv, txn_get_request(inv), 487, NULL);
 	} else if (strcmp(m, "BYE") == 0) {
 		respond(s, t, req, 481, "no such call");
 	} else {
@@ -231,25 +256,45 @@ static void on_request(void *arg, struct txn *t, osip_message_t *req, const stru
 
 static void on_response(void *arg, struct txn *t, osip_message_t *resp)
 {
+	struct sipcore *s = arg;
+
+	if (s->has_tu && s->tu.response)
+		s->tu.response(s->tu.arg, t, resp);
 }
 
 static void on_stray_response(void *arg, osip_message_t *resp, const struct txn_addr *from)
 {
+	struct sipcore *s = arg;
+
+	if (s->has_tu && s->tu.stray_response)
+		s->tu.stray_response(s->tu.arg, resp, from);
 }
 
 static void on_timeout(void *arg, struct txn *t, enum txn_timer_id which)
 {
-	LOG_INFO(NULL, "transaction timed out", LF_S("timer", txn_timer_name(which)),
-		 LF_S("state", txn_state_name(txn_get_state(t))));
+	struct sipcore *s = arg;
+
+	LOG_DEBUG(NULL, "transaction timed out", LF_S("timer", txn_timer_name(which)),
+		  LF_S("state", txn_state_name(txn_get_state(t))));
+	if (s->has_tu && s->tu.timeout)
+		s->tu.timeout(s->tu.arg, t, which);
 }
 
 static void on_transport_error(void *arg, struct txn *t, int err)
 {
+	struct sipcore *s = arg;
+
 	LOG_INFO(NULL, "transaction lost its transport", LF_S("error", strerror(err)));
+	if (s->has_tu && s->tu.transport_error)
+		s->tu.transport_error(s->tu.arg, t, err);
 }
 
 static void on_terminated(void *arg, struct txn *t)
 {
+	struct sipcore *s = arg;
+
+	if (s->has_tu && s->tu.terminated)
+		s->tu.terminated(s->tu.arg, t);
 }
 
 /* ---- inbound ---- */
@@ -327,7 +372,10 @@ static void inbound(struct sipcore *s, struct slice raw, const struct transport_
 	from.addrlen = src->addrlen;
 	from.conn = src->conn;
 	from.local = src->local;
+	from.trunk = trunk;
+	s->in_trunk = trunk;
 	txn_layer_receive(s->txn, m, &from); /* takes m */
+	s->in_trunk = NULL;
 }
 
 static void on_datagram(void *arg, struct slice data, const struct transport_src *src)
@@ -428,4 +476,48 @@ void sipcore_drain(struct sipcore *s)
 void sipcore_get_stats(const struct sipcore *s, struct sipcore_stats *out)
 {
 	*out = s->st;
+}
+
+void sipcore_set_tu(struct sipcore *s, const struct sipcore_tu *tu)
+{
+	s->has_tu = tu && tu->request;
+	if (s->has_tu)
+		s->tu = *tu;
+	else
+		memset(&s->tu, 0, sizeof(s->tu));
+}
+
+struct txn_layer *sipcore_txn(struct sipcore *s)
+{
+	return s->txn;
+}
+
+int sipcore_peer_dest(const struct sipcore *s, const struct config_trunk *trunk,
+		      const struct sip_uri *peer, struct txn_addr *out)
+{
+	const struct config_trunk *boot = config_trunk_find(s->boot, trunk->name);
+
+	memset(out, 0, sizeof(*out));
+	if (!peer->resolved)
+		return EHOSTUNREACH;
+	out->transport = peer->transport;
+	memcpy(&out->addr, &peer->addr, peer->addrlen);
+	out->addrlen = peer->addrlen;
+	out->trunk = trunk;
+	out->local = boot ? transport_local_for(s->tp, boot, peer->transport) : NULL;
+	if (!out->local)
+		return ENOTCONN;
+	return 0;
+}
+
+void sipcore_conn_hold(struct sipcore *s, uint64_t conn)
+{
+	if (conn)
+		transport_conn_hold(s->tp, conn);
+}
+
+void sipcore_conn_release(struct sipcore *s, uint64_t conn)
+{
+	if (conn)
+		transport_conn_release(s->tp, conn);
 }

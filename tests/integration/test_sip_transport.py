@@ -252,15 +252,21 @@ class SipTransportTest(DaemonTestCase):
                "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:%s\r\n" % key).encode()
         s = self.udp()
         s.sendto(request("INVITE", self.port, body=sdp,
-                         extra="Content-Type: application/sdp\r\n"), ("127.0.0.1", self.port))
+                         extra="Content-Type: application/sdp\r\n"
+                               "Contact: <sip:test@127.0.0.1:5999>\r\n"),
+                 ("127.0.0.1", self.port))
         self.assertEqual(status_of(s.recv(65536)), 100)
         rin = self.daemon.wait_for_log(msg="sip in", since=mark)
         self.assertTrue(rin["sip"].startswith("INVITE sip:8011000@127.0.0.1"), rin["sip"])
         self.assertIn("inline:[redacted]", rin["sip"])
         out = self.daemon.wait_for_log(lambda r: r.get("msg") == "sip out"
-                                       and r.get("sip", "").startswith("SIP/2.0 503"),
+                                       and r.get("sip", "").startswith("SIP/2.0 100"),
                                        since=mark)
         self.assertEqual(out["peer"], "127.0.0.1:%d" % s.getsockname()[1])
+        # leg B's INVITE, toward the IVR trunk's peer, is traced too
+        self.daemon.wait_for_log(lambda r: r.get("msg") == "sip out"
+                                 and r.get("sip", "").startswith("INVITE sip:8011000@"),
+                                 since=mark)
         for rec in self.daemon.logs(since=mark):
             self.assertNotIn(key[:12], str(rec))
 
@@ -273,14 +279,15 @@ class SipTransportTest(DaemonTestCase):
         msg = request("INVITE", self.port)
         s.sendto(msg, ("127.0.0.1", self.port))
         first = [s.recv(65536) for _ in range(2)]
-        self.assertEqual([status_of(d) for d in first], [100, 503])
+        # no SDP offer: the B2BUA refuses it (late offer is not bridged)
+        self.assertEqual([status_of(d) for d in first], [100, 488])
         s.sendto(msg, ("127.0.0.1", self.port))  # lost final response, says the peer
         again = s.recv(65536)
-        self.assertEqual(status_of(again), 503)
+        self.assertEqual(status_of(again), 488)
         self.assertEqual(again, first[1])
         # one request reached the transaction user, not two (its log line
-        # came before the 503 we already hold)
-        self.assertEqual(len(self.daemon.find_logs(msg="request", method="INVITE",
+        # came before the 488 we already hold)
+        self.assertEqual(len(self.daemon.find_logs(msg="call refused", status="488",
                                                    since=mark)), 1)
 
 

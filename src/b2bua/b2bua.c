@@ -1,0 +1,1432 @@
+/* b2bua.c: the call, from leg A's INVITE to the last BYE.
+ *
+ * A call holds two legs. Each leg has its dialog (dialog.h), its offer/answer
+ * state (oa.h) and the transactions in flight on it; a transaction's TU data
+ * is its leg, and the leg's slots (invite, cancel, bye) say which one it is.
+ * When a call ends, every live transaction still pointing at it is cut loose
+ * (its data set to NULL, so late responses are ignored) and the call is freed
+ * at once: its ports go back to the pool and srtpbridgectl stops showing it.
+ *
+ * The rules, with the RFC 3261 sections they come from:
+ * - leg A gets 100 Trying from the transaction layer at once (17.2.1);
+ * - every response to leg A carries our To tag, Contact and leg A's
+ *   Record-Route (12.1.1); a 2xx is retransmitted until leg A's ACK, and
+ *   without one both legs get BYE after 64*T1 (13.3.1.4);
+ * - leg B's 2xx is ACKed by us at once and each retransmission re-ACKed
+ *   (13.2.2.4: the ACK of a 2xx is end to end);
+ * - leg A's CANCEL is answered 200, its INVITE 487 at once; leg B's CANCEL
+ *   waits for a provisional response (9.1), and a 2xx that crosses it is
+ *   ACKed and then BYEd (15);
+ * - an answer, refusal or BYE from one leg is taken to the other; what
+ *   srtpbridge decides itself carries Reason: SIP;cause=...;text="..."
+ *   (RFC 3326). */
+#include "srtpbridge/b2bua.h"
+#include "srtpbridge/config.h"
+#include "srtpbridge/control.h"
+#include "srtpbridge/dialog.h"
+#include "srtpbridge/legb.h"
+#include "srtpbridge/log.h"
+#include "srtpbridge/media_session.h"
+#include "srtpbridge/oa.h"
+#include "srtpbridge/portpool.h"
+#include "srtpbridge/sdp.h"
+#include "srtpbridge/sipcore.h"
+#include "srtpbridge/sipmsg.h"
+#include "srtpbridge/suite.h"
+#include "srtpbridge/txn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <osipparser2/osip_parser.h>
+
+#define LOG_MODULE "b2bua"
+
+/* RFC 3261 timer values, as the transaction layer uses them. */
+#define T1_MS	    500u
+#define T2_MS	    4000u
+
+#define OUR_ALLOW   "INVITE, ACK, CANCEL, BYE, OPTIONS"
+#define NBUCKETS    (1u << 16)
+#define REASON_MAX  200
+#define CALL_ID_MAX (SIPMSG_MAX_LINE + 1) /* no Call-ID is longer than its line */
+
+enum call_state {
+	CALL_CALLING = 0, /* leg B's INVITE is out, leg A has no final response */
+	CALL_ANSWERED,	  /* leg A has our 2xx and owes its ACK */
+	CALL_CONFIRMED,	  /* both legs confirmed */
+	CALL_CANCELLING,  /* leg A has its final failure; leg B's INVITE is still alive */
+	CALL_ENDING,	  /* a BYE to leg A waits for its ACK */
+};
+
+static const char *const state_names[] = {
+	[CALL_CALLING] = "calling",	[CALL_ANSWERED] = "answered",
+	[CALL_CONFIRMED] = "confirmed", [CALL_CANCELLING] = "cancelling",
+	[CALL_ENDING] = "ending",
+};
+
+struct call;
+
+struct leg {
+	struct call *call;
+	bool is_a;
+	const struct config_trunk *trunk;
+	struct oa_leg *oa;
+	struct dialog *dlg;
+	char *call_id;	      /* leg A: the carrier's; leg B: ours */
+	char tag[17];	      /* our tag on this leg */
+	struct txn_addr dest; /* where this leg's requests go */
+	struct txn *invite;   /* leg A: the INVITE server transaction; leg B: client */
+	struct txn *cancel;   /* leg B: our CANCEL */
+	osip_message_t *ack;  /* leg B: our ACK of its 2xx, for each retransmission */
+	struct leg *next;     /* in the Call-ID table */
+};
+
+struct call {
+	struct b2bua *b2b;
+	char id[13];
+	struct config *cfg; /* the snapshot the call started with */
+	const char *rule;   /* the [route:*] that picked leg B's trunk, or NULL */
+	struct leg a, b;
+	struct media_session *media;
+	enum call_state state;
+	bool b_provisional;  /* leg B sent a provisional response: a CANCEL may go */
+	bool cancel_pending; /* leg B's CANCEL waits for that */
+	bool ring_armed;
+	bool answered_early;		/* leg A has had an SDP answer in a 18x */
+	char cancel_reason[REASON_MAX]; /* the Reason leg B's CANCEL carries */
+	char bye_reason[REASON_MAX];	/* the Reason of a BYE to leg A after its ACK */
+	char *a_answer;			/* the SDP answer leg A got, for a 2xx without SDP */
+	size_t a_answer_len;
+	osip_message_t *a_2xx; /* our 2xx to leg A, retransmitted until its ACK */
+	uint32_t a_2xx_ms;     /* the next retransmission interval */
+	struct event retrans, deadline, ring;
+	uint64_t start_ms, answer_ms;
+	struct call *prev, *next; /* every call, newest first */
+};
+
+struct trunk_count {
+	char *name;
+	unsigned n;
+};
+
+struct b2bua {
+	struct event_base *base;
+	struct sipcore *sip;
+	struct txn_layer *txn;
+	struct portpool *pool;
+	struct b2bua_hooks hooks;
+	bool draining;
+	struct leg **table; /* by Call-ID */
+	struct call *calls;
+	struct trunk_count *counts; /* calls per trunk name, for max_calls */
+	size_t ncounts;
+	struct b2bua_stats st;
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- the Call-ID table ---- */
+
+static uint32_t hash(const char *s)
+{
+	if (!s)
+		return 0;
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h & (NBUCKETS - 1);
+}
+
+static void table_add(struct b2bua *b, struct leg *l)
+{
+	struct leg **slot = &b->table[hash(l->call_id)];
+
+	l->next = *slot;
+	*slot = l;
+}
+
+static void table_del(struct b2bua *b, struct leg *l)
+{
+	for (struct leg **p = &b->table[hash(l->call_id)]; *p; p = &(*p)->next)
+		if (*p == l) {
+			*p = l->next;
+			return;
+		}
+}
+
+/* The leg a message belongs to: its Call-ID, then its dialog's tags (leg A's
+ * Call-ID is the carrier's, so two calls may share one in theory). */
+static struct leg *table_find(struct b2bua *b, const osip_message_t *m)
+{
+	char cid[CALL_ID_MAX];
+
+	if (sipmsg_call_id(m, cid, sizeof(cid)))
+		return NULL;
+	for (struct leg *l = b->table[hash(cid)]; l; l = l->next) {
+		if (!l->call_id || strcmp(l->call_id, cid) != 0)
+			continue;
+		if (l->dlg ? dialog_matches(l->dlg, m) : !sipmsg_is_request(m))
+			return l;
+	}
+	return NULL;
+}
+
+static struct trunk_count *count_for(struct b2bua *b, const char *name)
+{
+	struct trunk_count *v;
+
+	for (size_t i = 0; i < b->ncounts; i++)
+		if (strcmp(b->counts[i].name, name) == 0)
+			return &b->counts[i];
+	v = realloc(b->counts, (b->ncounts + 1) * sizeof(*v));
+	if (!v)
+		return NULL;
+	b->counts = v;
+	v = &b->counts[b->ncounts];
+	v->name = strdup(name);
+	if (!v->name)
+		return NULL;
+	v->n = 0;
+	b->ncounts++;
+	return v;
+}
+
+static unsigned trunk_calls(const struct b2bua *b, const char *name)
+{
+	for (size_t i = 0; i < b->ncounts; i++)
+		if (strcmp(b->counts[i].name, name) == 0)
+			return b->counts[i].n;
+	return 0;
+}
+
+/* ---- messages ---- */
+
+/* RFC 3326: SIP;cause=N;text="..." with the text a quoted-string: '"' and
+ * '\\' escaped, control bytes dropped, cut to fit. */
+static void reason_value(char *buf, size_t size, int cause, const char *text)
+{
+	int n = snprintf(buf, size, "SIP;cause=%d;text=\"", cause);
+	size_t i = n > 0 ? (size_t)n : 0;
+
+	for (; text && *text && i + 4 < size; text++) {
+		unsigned char ch = (unsigned char)*text;
+
+		if (ch < 0x20 || ch == 0x7f)
+			continue;
+		if (ch == '"' || ch == '\\')
+			buf[i++] = '\\';
+		buf[i++] = (char)ch;
+	}
+	buf[i++] = '"';
+	buf[i] = '\0';
+}
+
+/* A response outside any dialog of ours (a refusal before the call exists,
+ * a CANCEL's 200): sipmsg_response's fields, our tag, a Warning. */
+static void respond_plain(struct txn *t, const osip_message_t *req, int status, const char *tag,
+			  const char *warning)
+{
+	osip_message_t *resp = NULL;
+	char fresh[17];
+
+	if (!tag) {
+		sipcore_random_hex(fresh);
+		tag = fresh;
+	}
+	if (sipmsg_response(&resp, req, status, NULL, tag, warning))
+		return;
+	if (status == 405 || status == 501)
+		sipmsg_header_add(resp, "Allow", OUR_ALLOW);
+	if (txn_respond(t, resp))
+		LOG_WARN(NULL, "cannot send a response", LF_I("status", status));
+}
+
+static const char *call_name(const struct call *c)
+{
+	return c ? c->id : NULL;
+}
+
+/* A response to leg A's INVITE: our To tag, and for 101..299 the dialog's
+ * Record-Route and our Contact, with the SDP when there is one. warning and
+ * reason (a Reason header value) may be NULL. */
+static int respond_a(struct call *c, int status, const char *sdp, size_t len, const char *warning,
+		     const char *reason)
+{
+	struct leg *a = &c->a;
+	const osip_message_t *req;
+	osip_message_t *resp = NULL;
+	char contact[300];
+	int err;
+
+	if (!a->invite)
+		return ENOTCONN;
+	req = txn_get_request(a->invite);
+	err = sipmsg_response(&resp, req, status, NULL, a->tag, warning);
+	if (err)
+		return err;
+	if (status > 100 && status < 300) {
+		err = dialog_uas_response_headers(a->dlg, req, resp);
+		if (!err)
+			err = legb_contact(contact, sizeof(contact), a->trunk, a->dest.transport,
+					   c->id);
+		if (!err && osip_message_set_contact(resp, contact))
+			err = ENOMEM;
+		if (!err && status >= 200)
+			err = sipmsg_header_add(resp, "Allow", OUR_ALLOW);
+	}
+	if (!err && reason)
+		err = sipmsg_header_add(resp, "Reason", reason);
+	if (!err && len)
+		err = sipmsg_set_body(resp, "application/sdp", sdp, len);
+	if (!err && status >= 200 && status < 300)
+		err = osip_message_clone(resp, &c->a_2xx) ? ENOMEM : 0;
+	if (err) {
+		osip_message_free(resp);
+		return err;
+	}
+	err = txn_respond(a->invite, resp);
+	if (err)
+		LOG_WARN(c->id, "cannot answer leg A", LF_I("status", status),
+			 LF_S("error", strerror(err)));
+	return err;
+}
+
+/* Our Via on a request of leg l, with a fresh branch: dialog.c leaves it
+ * to us (an ACK of a 2xx is a transaction of its own, 17.1.1.3). */
+static int add_via(osip_message_t *m, const struct config_trunk *trunk, enum sip_transport tp)
+{
+	char via[400], branch[24] = "z9hG4bK";
+	int err;
+
+	sipcore_random_hex(branch + 7);
+	err = legb_via(via, sizeof(via), trunk, tp, branch);
+	if (!err && osip_message_set_via(m, via))
+		err = ENOMEM;
+	return err;
+}
+
+/* A request in leg l's dialog, with our Via; Reason when reason is not NULL.
+ * Sent as a client transaction whose TU data is the leg when keep is true,
+ * else none (the call will be gone when its response comes). */
+static int send_in_dialog(struct leg *l, const char *method, const char *reason, bool keep)
+{
+	osip_message_t *m = NULL;
+	int err;
+
+	if (!l->dlg)
+		return ENOTCONN;
+	err = dialog_request(l->dlg, method, &m);
+	if (err)
+		return err;
+	err = add_via(m, l->trunk, l->dest.transport);
+	if (!err && reason)
+		err = sipmsg_header_add(m, "Reason", reason);
+	if (err) {
+		osip_message_free(m);
+		return err;
+	}
+	err = txn_request(l->call->b2b->txn, m, &l->dest, keep ? l : NULL, NULL);
+	if (err)
+		LOG_WARN(call_name(l->call), "cannot send a request", LF_S("method", method),
+			 LF_S("leg", l->is_a ? "a" : "b"), LF_S("error", strerror(err)));
+	return err;
+}
+
+/* RFC 3261 9.1: the CANCEL of leg B's INVITE, built from that request:
+ * Request-URI, the top Via (its branch), From, To, Call-ID and Route as
+ * they were, CSeq with the same number and method CANCEL. */
+static int send_cancel_b(struct call *c)
+{
+	struct leg *b = &c->b;
+	const osip_message_t *inv;
+	osip_message_t *m = NULL;
+	osip_via_t *via = NULL;
+	char cseq[32];
+	int err = ENOMEM;
+
+	if (!b->invite)
+		return ENOTCONN;
+	inv = txn_get_request(b->invite);
+	if (osip_message_init(&m))
+		return ENOMEM;
+	osip_message_set_method(m, osip_strdup("CANCEL"));
+	osip_message_set_version(m, osip_strdup("SIP/2.0"));
+	if (!m->sip_method || !m->sip_version || osip_uri_clone(inv->req_uri, &m->req_uri) ||
+	    osip_via_clone(osip_list_get(&inv->vias, 0), &via) ||
+	    osip_list_add(&m->vias, via, -1) < 0)
+		goto out;
+	via = NULL;
+	if (osip_from_clone(inv->from, &m->from) || osip_to_clone(inv->to, &m->to) ||
+	    osip_call_id_clone(inv->call_id, &m->call_id))
+		goto out;
+	for (int i = 0; i < osip_list_size(&inv->routes); i++) {
+		osip_route_t *r = NULL;
+
+		if (osip_route_clone(osip_list_get(&inv->routes, i), &r))
+			goto out;
+		osip_list_add(&m->routes, r, -1);
+	}
+	snprintf(cseq, sizeof(cseq), "%s CANCEL", inv->cseq->number);
+	if (osip_message_set_cseq(m, cseq) || osip_message_set_max_forwards(m, "70"))
+		goto out;
+	if (c->cancel_reason[0] && sipmsg_header_add(m, "Reason", c->cancel_reason))
+		goto out;
+	err = txn_request(c->b2b->txn, m, &b->dest, b, &b->cancel);
+	m = NULL; /* taken */
+	if (err)
+		LOG_WARN(c->id, "cannot send CANCEL to leg B", LF_S("error", strerror(err)));
+out:
+	osip_via_free(via);
+	osip_message_free(m);
+	return err;
+}
+
+/* ---- the end of a call ---- */
+
+static void cut_loose(struct txn *t)
+{
+	if (t)
+		txn_set_data(t, NULL);
+}
+
+static void leg_free(struct b2bua *b, struct leg *l)
+{
+	table_del(b, l);
+	cut_loose(l->invite);
+	cut_loose(l->cancel);
+	osip_message_free(l->ack);
+	free(l->call_id);
+	dialog_destroy(l->dlg);
+	oa_leg_destroy(l->oa);
+	if (l->dest.conn)
+		sipcore_conn_release(b->sip, l->dest.conn);
+}
+
+/* Frees the call now; the caller has sent every message the end needs. */
+static void call_free(struct call *c, const char *why)
+{
+	struct b2bua *b = c->b2b;
+	struct trunk_count *tc;
+
+	LOG_INFO(c->id, "call ended", LF_S("reason", why),
+		 LF_U("duration_ms", c->answer_ms ? now_ms() - c->answer_ms : 0),
+		 LF_S("state", state_names[c->state]));
+	event_del(&c->retrans);
+	event_del(&c->deadline);
+	event_del(&c->ring);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		b->calls = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	for (int i = 0; i < 2; i++) {
+		const struct config_trunk *t = i ? c->b.trunk : c->a.trunk;
+
+		tc = count_for(b, t->name);
+		if (tc && tc->n)
+			tc->n--;
+	}
+	leg_free(b, &c->a);
+	leg_free(b, &c->b);
+	media_session_destroy(c->media);
+	osip_message_free(c->a_2xx);
+	if (c->a_answer)
+		OPENSSL_cleanse(c->a_answer, c->a_answer_len);
+	free(c->a_answer);
+	config_unref(c->cfg);
+	b->st.calls_active--;
+	if (b->hooks.release)
+		b->hooks.release(b->hooks.arg);
+	free(c);
+}
+
+/* srtpbridge ends an established call: BYE to both legs with a Reason. */
+static void end_both(struct call *c, int cause, const char *text)
+{
+	char reason[REASON_MAX];
+
+	reason_value(reason, sizeof(reason), cause, text);
+	c->b2b->st.ended_by_us++;
+	send_in_dialog(&c->a, "BYE", reason, false);
+	send_in_dialog(&c->b, "BYE", reason, false);
+	call_free(c, text);
+}
+
+/* Leg A has its final failure; leg B's INVITE is cancelled when it may be
+ * (9.1), or its final response is awaited. The call lives until then. */
+static void cancel_b(struct call *c, int cause, const char *text, const char *reason)
+{
+	if (reason)
+		snprintf(c->cancel_reason, sizeof(c->cancel_reason), "%s", reason);
+	else
+		reason_value(c->cancel_reason, sizeof(c->cancel_reason), cause, text);
+	c->state = CALL_CANCELLING;
+	event_del(&c->ring);
+	if (!c->b.invite) {
+		call_free(c, text);
+		return;
+	}
+	if (!c->b_provisional) {
+		c->cancel_pending = true;
+	} else if (send_cancel_b(c) != 0) {
+		txn_abort(c->b.invite); /* nothing will end it otherwise */
+		return;
+	}
+	/* 9.1: a client that gets no final response 64*T1 after its CANCEL
+	 * considers the INVITE transaction over */
+	event_add(&c->deadline, &(struct timeval){ .tv_sec = 64 * T1_MS / 1000 });
+}
+
+/* Refuses leg A's INVITE and cancels leg B: a failure of srtpbridge's own. */
+static void fail_call(struct call *c, int status, const char *warning, int cause)
+{
+	char reason[REASON_MAX];
+
+	reason_value(reason, sizeof(reason), cause, warning);
+	c->b2b->st.calls_failed++;
+	c->b2b->st.ended_by_us++;
+	respond_a(c, status, NULL, 0, warning, reason);
+	cancel_b(c, cause, warning, NULL);
+}
+
+/* ---- timers ---- */
+
+static void on_retrans(evutil_socket_t fd, short what, void *arg)
+{
+	struct call *c = arg;
+	osip_message_t *copy = NULL;
+
+	if ((c->state != CALL_ANSWERED && c->state != CALL_ENDING) || !c->a.invite || !c->a_2xx)
+		return;
+	if (osip_message_clone(c->a_2xx, &copy) == 0)
+		txn_respond(c->a.invite, copy);
+	c->a_2xx_ms = c->a_2xx_ms * 2 > T2_MS ? T2_MS : c->a_2xx_ms * 2;
+	event_add(&c->retrans, &(struct timeval){ .tv_sec = c->a_2xx_ms / 1000,
+						  .tv_usec = (c->a_2xx_ms % 1000) * 1000 });
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct call *c = arg;
+
+	if (c->state == CALL_ANSWERED || c->state == CALL_ENDING) {
+		/* 13.3.1.4: no ACK for our 2xx within 64*T1 */
+		c->b2b->st.ack_timeouts++;
+		LOG_INFO(c->id, "no ACK from leg A for the 2xx: ending the call");
+		if (c->state == CALL_ENDING) {
+			send_in_dialog(&c->a, "BYE", c->bye_reason, false);
+			call_free(c, "no ACK from leg A after the BYE of leg B");
+			return;
+		}
+		end_both(c, 408, "no ACK from leg A for the 2xx");
+	} else if (c->state == CALL_CANCELLING && c->b.invite) {
+		/* 9.1: leg B never answered the CANCEL's INVITE */
+		txn_abort(c->b.invite); /* terminated() frees the call */
+	}
+}
+
+static void on_ring(evutil_socket_t fd, short what, void *arg)
+{
+	struct call *c = arg;
+	char text[120];
+
+	if (c->state != CALL_CALLING)
+		return;
+	snprintf(text, sizeof(text), "ring_timeout: no answer from trunk %s within %d s",
+		 c->b.trunk->name, c->b.trunk->ring_timeout);
+	LOG_INFO(c->id, "ring timeout", LF_S("trunk", c->b.trunk->name));
+	fail_call(c, 408, text, 408);
+}
+
+/* ---- a new call ---- */
+
+static unsigned count_m_lines(const char *p, size_t n)
+{
+	unsigned count = 0;
+
+	for (size_t i = 0; i + 1 < n; i++)
+		if ((i == 0 || p[i - 1] == '\n') && p[i] == 'm' && p[i + 1] == '=')
+			count++;
+	return count;
+}
+
+static bool body_of(const osip_message_t *m, const char **p, size_t *n)
+{
+	const osip_body_t *body = osip_list_get(&m->bodies, 0);
+
+	if (!body || !body->body || body->length == 0)
+		return false;
+	*p = body->body;
+	*n = body->length;
+	return true;
+}
+
+/* A refusal before the call exists, logged and counted. */
+static void reject(struct b2bua *b, struct txn *t, const osip_message_t *req, int status,
+		   const char *why, uint64_t *counter)
+{
+	char cid[CALL_ID_MAX] = "";
+
+	sipmsg_call_id(req, cid, sizeof(cid));
+	LOG_INFO(NULL, "call refused", LF_S("call_id", cid), LF_I("status", status),
+		 LF_S("reason", why));
+	b->st.calls_rejected++;
+	if (counter)
+		(*counter)++;
+	respond_plain(t, req, status, NULL, why);
+}
+
+static void new_id(char id[13])
+{
+	char hex[17];
+
+	sipcore_random_hex(hex);
+	memcpy(id, hex, 12);
+	id[12] = '\0';
+}
+
+static int leg_init(struct call *c, struct leg *l, bool is_a, const struct config_trunk *trunk)
+{
+	uint64_t sess = 0;
+
+	l->call = c;
+	l->is_a = is_a;
+	l->trunk = trunk;
+	sipcore_random_hex(l->tag);
+	RAND_bytes((unsigned char *)&sess, sizeof(sess));
+	return oa_leg_create(&l->oa, trunk, sess >> 2); /* o= session ids stay under 2^62 */
+}
+
+static void new_call(struct b2bua *b, struct txn *t, osip_message_t *req,
+		     const struct txn_addr *from, struct config *cfg, const struct config_trunk *in)
+{
+	const struct config_route *rule = NULL;
+	const struct config_trunk *out;
+	const char *user = req->req_uri && req->req_uri->username ? req->req_uri->username : "";
+	const char *sdp = NULL, *why = NULL;
+	size_t sdplen = 0;
+	struct call *c = NULL;
+	struct oa_result res;
+	osip_message_t *inv = NULL;
+	uint16_t ports[OA_MAX_STREAMS];
+	char buf_why[400], cid[CALL_ID_MAX], *buf = NULL;
+	char branch[24] = "z9hG4bK";
+	unsigned nstreams;
+	int status = 0, err;
+
+	if (sipmsg_call_id(req, cid, sizeof(cid))) {
+		reject(b, t, req, 400, "the Call-ID is too long", NULL);
+		return;
+	}
+	/* libosip2 holds the user percent-decoded, as the rules want it */
+	out = config_route_lookup(cfg, in, user, strlen(user), &rule);
+	if (!out) {
+		snprintf(buf_why, sizeof(buf_why), "no route from trunk %s for user '%.64s'",
+			 in->name, user);
+		reject(b, t, req, 404, buf_why, &b->st.rejected_no_route);
+		return;
+	}
+	if (!body_of(req, &sdp, &sdplen)) {
+		reject(b, t, req, 488,
+		       "an INVITE without an SDP offer is not bridged (late offer comes later)",
+		       &b->st.rejected_sdp);
+		return;
+	}
+	/* Admission: a 503 without Retry-After refuses this call only. */
+	if (cfg->global.max_calls > 0 && b->st.calls_active >= (unsigned)cfg->global.max_calls) {
+		snprintf(buf_why, sizeof(buf_why), "max_calls (%d) reached", cfg->global.max_calls);
+		reject(b, t, req, 503, buf_why, &b->st.rejected_admission);
+		return;
+	}
+	for (int i = 0; i < 2; i++) {
+		const struct config_trunk *tr = i ? out : in;
+
+		if (tr->max_calls > 0 && trunk_calls(b, tr->name) >= (unsigned)tr->max_calls) {
+			snprintf(buf_why, sizeof(buf_why), "max_calls (%d) of trunk %s reached",
+				 tr->max_calls, tr->name);
+			reject(b, t, req, 503, buf_why, &b->st.rejected_admission);
+			return;
+		}
+	}
+	nstreams = count_m_lines(sdp, sdplen);
+	if (nstreams == 0)
+		nstreams = 1;
+	if (nstreams > OA_MAX_STREAMS)
+		nstreams = OA_MAX_STREAMS; /* oa_offer refuses more with its reason */
+	if (!portpool_admit(b->pool, 4 * nstreams)) {
+		reject(b, t, req, 503, "no free media ports", &b->st.rejected_admission);
+		return;
+	}
+
+	c = calloc(1, sizeof(*c));
+	buf = malloc(SDP_MAX_BYTES);
+	if (!c || !buf) {
+		reject(b, t, req, 500, "out of memory", NULL);
+		goto out;
+	}
+	c->b2b = b;
+	new_id(c->id);
+	c->cfg = config_ref(cfg);
+	c->rule = rule ? rule->name : NULL;
+	c->start_ms = now_ms();
+	evtimer_assign(&c->retrans, b->base, on_retrans, c);
+	evtimer_assign(&c->deadline, b->base, on_deadline, c);
+	evtimer_assign(&c->ring, b->base, on_ring, c);
+	c->a.call_id = strdup(cid);
+	c->b.call_id = malloc(29);
+	if (!c->a.call_id || !c->b.call_id || leg_init(c, &c->a, true, in) ||
+	    leg_init(c, &c->b, false, out)) {
+		reject(b, t, req, 500, "out of memory", NULL);
+		goto out;
+	}
+	sipcore_random_hex(c->b.call_id);
+	memcpy(c->b.call_id + 16, c->id, 12); /* 28 hex digits, nothing of leg A */
+	c->b.call_id[28] = '\0';
+	c->a.dest = *from;
+	err = dialog_create_uas(&c->a.dlg, req, c->a.tag);
+	if (err) {
+		reject(b, t, req, 400,
+		       err == EBADMSG ? "the INVITE has no usable Contact"
+				      : "the INVITE cannot make a dialog",
+		       NULL);
+		goto out;
+	}
+	err = sipcore_peer_dest(b->sip, out, &out->peers[0], &c->b.dest);
+	if (err) {
+		snprintf(buf_why, sizeof(buf_why), "trunk %s cannot reach its peer %s (%s)",
+			 out->name, out->peers[0].host,
+			 err == EHOSTUNREACH ? "the name does not resolve" : "no listen address");
+		reject(b, t, req, 503, buf_why, NULL);
+		goto out;
+	}
+	err = media_session_create(&c->media, b->pool, in->media_address, out->media_address,
+				   nstreams);
+	if (err) {
+		reject(b, t, req, 503,
+		       err == ENOSPC ? "no free media ports" : "cannot open media sockets",
+		       &b->st.rejected_admission);
+		goto out;
+	}
+	media_session_ports(c->media, MEDIA_LEG_B, ports, OA_MAX_STREAMS);
+	err = oa_offer(c->a.oa, c->b.oa, (struct slice){ sdp, sdplen }, ports, OA_MAX_STREAMS, buf,
+		       SDP_MAX_BYTES, &res);
+	if (err || res.status) {
+		reject(b, t, req, err ? 500 : res.status,
+		       err ? "the offer could not be rewritten" : res.reason,
+		       err ? NULL : &b->st.rejected_sdp);
+		goto out;
+	}
+	sipcore_random_hex(branch + 7);
+	err = legb_invite(&inv, req, out, &out->peers[0],
+			  &(struct legb_ids){ .call_id = c->b.call_id,
+					      .from_tag = c->b.tag,
+					      .branch = branch,
+					      .contact_user = c->id },
+			  &status, &why);
+	if (err) {
+		reject(b, t, req, status, why, NULL);
+		goto out;
+	}
+	if (sipmsg_set_body(inv, "application/sdp", buf, res.len)) {
+		reject(b, t, req, 500, "out of memory", NULL);
+		goto out;
+	}
+	err = txn_request(b->txn, inv, &c->b.dest, &c->b, &c->b.invite);
+	inv = NULL; /* taken */
+	if (err) {
+		snprintf(buf_why, sizeof(buf_why), "cannot send the INVITE to trunk %s: %s",
+			 out->name, strerror(err));
+		reject(b, t, req, 503, buf_why, NULL);
+		goto out;
+	}
+
+	/* The call exists from here on. */
+	c->a.invite = t;
+	txn_set_data(t, &c->a);
+	if (c->a.dest.conn)
+		sipcore_conn_hold(b->sip, c->a.dest.conn);
+	table_add(b, &c->a);
+	table_add(b, &c->b);
+	c->next = b->calls;
+	if (b->calls)
+		b->calls->prev = c;
+	b->calls = c;
+	for (int i = 0; i < 2; i++) {
+		struct trunk_count *tc = count_for(b, i ? out->name : in->name);
+
+		if (tc)
+			tc->n++;
+	}
+	b->st.calls_active++;
+	b->st.calls_started++;
+	if (b->hooks.hold)
+		b->hooks.hold(b->hooks.arg);
+	LOG_INFO(c->id, "call started", LF_S("trunk_in", in->name), LF_S("trunk_out", out->name),
+		 LF_S("route", c->rule ? c->rule : "trunk"), LF_S("call_id_a", c->a.call_id),
+		 LF_S("call_id_b", c->b.call_id));
+	c = NULL;
+out:
+	if (buf)
+		OPENSSL_cleanse(buf, SDP_MAX_BYTES);
+	free(buf);
+	osip_message_free(inv);
+	if (c) {
+		c->a.dest.conn = 0; /* held only once the call exists */
+		leg_free(b, &c->a);
+		leg_free(b, &c->b);
+		media_session_destroy(c->media);
+		config_unref(c->cfg);
+		free(c);
+	}
+}
+
+/* ---- leg B's answers ---- */
+
+/* The SDP of a response from leg B, rewritten for leg A. Returns 0 with *len
+ * 0 when there is none, or the status to refuse with and why. */
+static int answer_for_a(struct call *c, const osip_message_t *resp, char *buf, size_t *len,
+			char *why, size_t whysz)
+{
+	const char *sdp;
+	size_t n;
+	uint16_t ports[OA_MAX_STREAMS];
+	struct oa_result res;
+	int err;
+
+	*len = 0;
+	if (!body_of(resp, &sdp, &n))
+		return 0;
+	media_session_ports(c->media, MEDIA_LEG_A, ports, OA_MAX_STREAMS);
+	err = oa_answer(c->b.oa, c->a.oa, (struct slice){ sdp, n }, ports, OA_MAX_STREAMS, buf,
+			SDP_MAX_BYTES, &res);
+	if (err) {
+		snprintf(why, whysz, "leg B's answer could not be rewritten");
+		return 500;
+	}
+	if (res.status) {
+		snprintf(why, whysz, "leg B's answer is refused: %s", res.reason);
+		return res.status;
+	}
+	*len = res.len;
+	return 0;
+}
+
+static void keep_answer(struct call *c, const char *sdp, size_t len)
+{
+	char *copy = malloc(len);
+
+	if (!copy)
+		return;
+	memcpy(copy, sdp, len);
+	if (c->a_answer)
+		OPENSSL_cleanse(c->a_answer, c->a_answer_len);
+	free(c->a_answer);
+	c->a_answer = copy;
+	c->a_answer_len = len;
+}
+
+static void b_provisional(struct call *c, osip_message_t *resp)
+{
+	int code = sipmsg_status(resp);
+	char *buf = NULL, why[SDES_REASON_MAX + 64];
+	size_t len = 0;
+	int status;
+
+	c->b_provisional = true;
+	if (c->cancel_pending) {
+		c->cancel_pending = false;
+		if (send_cancel_b(c))
+			txn_abort(c->b.invite);
+		return;
+	}
+	if (c->state != CALL_CALLING)
+		return;
+	if (!c->ring_armed) {
+		c->ring_armed = true;
+		event_add(&c->ring, &(struct timeval){ .tv_sec = c->b.trunk->ring_timeout });
+	}
+	if (code == 100)
+		return; /* leg A had its own at once */
+	/* 12.1.2: an early dialog from a provisional response with a To tag */
+	if (!c->b.dlg && sipmsg_to_tag(resp))
+		dialog_create_uac(&c->b.dlg, txn_get_request(c->b.invite), resp);
+	buf = malloc(SDP_MAX_BYTES);
+	if (!buf)
+		return;
+	status = answer_for_a(c, resp, buf, &len, why, sizeof(why));
+	if (status) {
+		LOG_INFO(c->id, "early answer refused", LF_I("status", status),
+			 LF_S("reason", why));
+		c->b2b->st.rejected_sdp++;
+		fail_call(c, status, why, status);
+	} else {
+		if (len) {
+			keep_answer(c, buf, len);
+			c->answered_early = true;
+		}
+		respond_a(c, code, buf, len, NULL, NULL);
+	}
+	OPENSSL_cleanse(buf, SDP_MAX_BYTES);
+	free(buf);
+}
+
+/* Leg B's 2xx: ACKed at once, and each retransmission again (13.2.2.4). */
+static void ack_b(struct call *c, struct txn *t, osip_message_t *resp)
+{
+	osip_message_t *ack = NULL, *copy = NULL;
+
+	if (c->b.ack) {
+		if (osip_message_clone(c->b.ack, &copy) == 0)
+			txn_layer_send(c->b2b->txn, copy, &c->b.dest);
+		return;
+	}
+	if (dialog_ack(c->b.dlg, txn_get_request(t), resp, &ack))
+		return;
+	if (add_via(ack, c->b.trunk, c->b.dest.transport)) {
+		osip_message_free(ack);
+		return;
+	}
+	osip_message_clone(ack, &c->b.ack);
+	c->b2b->st.acks_sent++;
+	txn_layer_send(c->b2b->txn, ack, &c->b.dest);
+}
+
+/* A 2xx from a leg B that is not the one we took (forking downstream): it
+ * gets its ACK and its BYE, as 13.2.2.4 asks, through a dialog of its own. */
+static void ack_and_bye_stray(struct call *c, struct txn *t, osip_message_t *resp)
+{
+	struct dialog *d = NULL;
+	osip_message_t *m = NULL;
+	char reason[REASON_MAX];
+
+	if (dialog_create_uac(&d, txn_get_request(t), resp))
+		return;
+	if (dialog_ack(d, txn_get_request(t), resp, &m) == 0 &&
+	    add_via(m, c->b.trunk, c->b.dest.transport) == 0) {
+		txn_layer_send(c->b2b->txn, m, &c->b.dest);
+		m = NULL;
+	}
+	osip_message_free(m);
+	m = NULL;
+	reason_value(reason, sizeof(reason), 200, "a second answer to a call already answered");
+	if (dialog_request(d, "BYE", &m) == 0 && add_via(m, c->b.trunk, c->b.dest.transport) == 0 &&
+	    sipmsg_header_add(m, "Reason", reason) == 0) {
+		txn_request(c->b2b->txn, m, &c->b.dest, NULL, NULL);
+		m = NULL;
+	}
+	osip_message_free(m);
+	dialog_destroy(d);
+}
+
+static void b_2xx(struct call *c, struct txn *t, osip_message_t *resp)
+{
+	const char *tag = sipmsg_to_tag(resp);
+	char *buf = NULL, why[SDES_REASON_MAX + 64];
+	size_t len = 0;
+	int status;
+
+	if (c->b.dlg && dialog_state(c->b.dlg) == DIALOG_CONFIRMED) {
+		if (dialog_matches(c->b.dlg, resp))
+			ack_b(c, t, resp); /* a retransmission */
+		else
+			ack_and_bye_stray(c, t, resp);
+		return;
+	}
+	if (c->b.dlg && (!tag || !dialog_matches(c->b.dlg, resp))) {
+		/* another branch answered than the one that rang */
+		dialog_destroy(c->b.dlg);
+		c->b.dlg = NULL;
+	}
+	if (c->b.dlg ? dialog_uac_confirm(c->b.dlg, resp)
+		     : dialog_create_uac(&c->b.dlg, txn_get_request(t), resp)) {
+		/* no usable Contact: no dialog to ACK or BYE in */
+		LOG_INFO(c->id, "leg B's 2xx cannot make a dialog");
+		fail_call(c, 502, "leg B answered with no usable Contact", 502);
+		return;
+	}
+	ack_b(c, t, resp);
+	event_del(&c->ring);
+	if (c->state == CALL_CANCELLING) {
+		/* 15: the 2xx crossed our CANCEL (or leg A is gone): end leg B */
+		LOG_INFO(c->id, "leg B answered after leg A ended: BYE");
+		c->b2b->st.ended_by_us++;
+		send_in_dialog(&c->b, "BYE", c->cancel_reason, false);
+		call_free(c, "leg B answered after the call was cancelled");
+		return;
+	}
+	buf = malloc(SDP_MAX_BYTES);
+	status = buf ? answer_for_a(c, resp, buf, &len, why, sizeof(why)) : 500;
+	if (!buf)
+		snprintf(why, sizeof(why), "out of memory");
+	if (!status && !len && !c->answered_early) {
+		status = 488;
+		snprintf(why, sizeof(why), "leg B answered without SDP");
+	}
+	if (status) {
+		char reason[REASON_MAX];
+
+		LOG_INFO(c->id, "answer refused", LF_I("status", status), LF_S("reason", why));
+		c->b2b->st.rejected_sdp++;
+		c->b2b->st.calls_failed++;
+		c->b2b->st.ended_by_us++;
+		reason_value(reason, sizeof(reason), status, why);
+		respond_a(c, status, NULL, 0, why, reason);
+		send_in_dialog(&c->b, "BYE", reason, false);
+		call_free(c, why);
+		goto out;
+	}
+	/* one answer per offer: a 2xx without SDP repeats the early one */
+	if (respond_a(c, sipmsg_status(resp), len ? buf : c->a_answer, len ? len : c->a_answer_len,
+		      NULL, NULL)) {
+		c->b2b->st.calls_failed++;
+		end_both(c, 500, "the 2xx could not be sent to leg A");
+		goto out;
+	}
+	dialog_set_state(c->a.dlg, DIALOG_CONFIRMED);
+	c->state = CALL_ANSWERED;
+	c->answer_ms = now_ms();
+	c->b2b->st.calls_answered++;
+	LOG_INFO(c->id, "call answered", LF_U("setup_ms", c->answer_ms - c->start_ms));
+	if (c->a.dest.transport == SIP_TP_UDP) {
+		c->a_2xx_ms = T1_MS;
+		event_add(&c->retrans, &(struct timeval){ .tv_usec = T1_MS * 1000 });
+	}
+	event_add(&c->deadline, &(struct timeval){ .tv_sec = 64 * T1_MS / 1000 });
+out:
+	if (buf)
+		OPENSSL_cleanse(buf, SDP_MAX_BYTES);
+	free(buf);
+}
+
+/* RFC 3261 leaves a B2BUA free in what it relays; these are not relayed as
+ * they came: a redirect would hand leg B's Contacts to the carrier, a
+ * challenge asks srtpbridge for credentials it does not have. */
+static int map_failure(int code, const char **warning)
+{
+	*warning = NULL;
+	if (code >= 300 && code < 400) {
+		*warning = "leg B redirected the call; redirects are not followed";
+		return 480;
+	}
+	if (code == 401 || code == 407) {
+		*warning = "leg B asked srtpbridge for credentials; it has none";
+		return 403;
+	}
+	return code;
+}
+
+static void b_failure(struct call *c, osip_message_t *resp)
+{
+	int code = sipmsg_status(resp), mapped;
+	const char *warning, *reason = sipmsg_header_get(resp, "Reason", 0);
+	char why[64];
+
+	event_del(&c->ring);
+	if (c->state == CALL_CANCELLING) {
+		call_free(c, c->cancel_reason[0] ? c->cancel_reason : "cancelled");
+		return;
+	}
+	mapped = map_failure(code, &warning);
+	c->b2b->st.calls_failed++;
+	respond_a(c, mapped, NULL, 0, warning, reason);
+	snprintf(why, sizeof(why), "leg B answered %d", code);
+	call_free(c, why);
+}
+
+static void b_invite_response(struct call *c, struct txn *t, osip_message_t *resp)
+{
+	int code = sipmsg_status(resp);
+
+	if (code < 200)
+		b_provisional(c, resp);
+	else if (code < 300)
+		b_2xx(c, t, resp);
+	else
+		b_failure(c, resp);
+}
+
+/* ---- requests from the legs ---- */
+
+static struct leg *other(struct leg *l)
+{
+	return l->is_a ? &l->call->b : &l->call->a;
+}
+
+static void on_cancel(struct b2bua *b, struct txn *t, osip_message_t *req, struct leg *a)
+{
+	struct call *c = a->call;
+	const char *reason = sipmsg_header_get(req, "Reason", 0);
+
+	respond_plain(t, req, 200, a->tag, NULL);
+	if (c->state != CALL_CALLING)
+		return; /* 9.2: the INVITE has its final response already */
+	LOG_INFO(c->id, "leg A cancelled the call");
+	b->st.calls_failed++;
+	respond_a(c, 487, NULL, 0, NULL, NULL);
+	cancel_b(c, 487, "the caller cancelled", reason);
+}
+
+static void on_bye(struct b2bua *b, struct txn *t, osip_message_t *req, struct leg *l)
+{
+	struct call *c = l->call;
+	struct leg *o = other(l);
+	const char *reason = sipmsg_header_get(req, "Reason", 0);
+	char text[64];
+
+	respond_plain(t, req, 200, l->tag, NULL);
+	dialog_set_state(l->dlg, DIALOG_TERMINATED);
+	snprintf(text, sizeof(text), "BYE from leg %s", l->is_a ? "A" : "B");
+	LOG_INFO(c->id, "BYE", LF_S("leg", l->is_a ? "a" : "b"));
+	switch (c->state) {
+	case CALL_CALLING:
+		/* 15: the caller may end an early dialog with BYE */
+		if (l->is_a) {
+			b->st.calls_failed++;
+			respond_a(c, 487, NULL, 0, NULL, NULL);
+			cancel_b(c, 487, "the caller hung up before the answer", reason);
+		}
+		return;
+	case CALL_ANSWERED:
+		if (!l->is_a) {
+			/* 15: no BYE to leg A before its ACK (or the 2xx times out) */
+			snprintf(c->bye_reason, sizeof(c->bye_reason), "%s", reason ? reason : "");
+			c->state = CALL_ENDING;
+			return;
+		}
+		break;
+	case CALL_ENDING:
+	case CALL_CANCELLING:
+		return;
+	case CALL_CONFIRMED:
+		break;
+	}
+	send_in_dialog(o, "BYE", reason, false);
+	call_free(c, text);
+}
+
+static void on_ack(struct b2bua *b, osip_message_t *req)
+{
+	struct leg *l = table_find(b, req);
+	struct call *c;
+
+	if (!l || !l->is_a)
+		return; /* we sent no 2xx on leg B; an ACK for a call gone */
+	c = l->call;
+	if (c->state != CALL_ANSWERED && c->state != CALL_ENDING)
+		return; /* a retransmitted ACK */
+	event_del(&c->retrans);
+	event_del(&c->deadline);
+	if (c->state == CALL_ENDING) {
+		send_in_dialog(&c->a, "BYE", c->bye_reason[0] ? c->bye_reason : NULL, false);
+		call_free(c, "BYE from leg B");
+		return;
+	}
+	c->state = CALL_CONFIRMED;
+	LOG_DEBUG(c->id, "leg A acknowledged the 2xx");
+}
+
+static bool tu_request(void *arg, struct txn *t, osip_message_t *req, const struct txn_addr *from,
+		       struct config *cfg, const struct config_trunk *trunk)
+{
+	struct b2bua *b = arg;
+	const char *m = sipmsg_method(req);
+	struct leg *l;
+	const char *why = NULL;
+	int status = 0;
+
+	if (!t) {
+		on_ack(b, req);
+		return true;
+	}
+	if (strcmp(m, "CANCEL") == 0) {
+		struct txn *inv = txn_find_invite_for_cancel(b->txn, req);
+		struct leg *a = inv ? txn_get_data(inv) : NULL;
+
+		if (!a)
+			return false;
+		on_cancel(b, t, req, a);
+		return true;
+	}
+	if (!sipmsg_to_tag(req)) {
+		if (strcmp(m, "INVITE") != 0)
+			return false;
+		if (!trunk) {
+			respond_plain(t, req, 500, NULL, "no inbound trunk");
+			return true;
+		}
+		if (b->draining) {
+			respond_plain(t, req, 503, NULL, "srtpbridge is draining: no new calls");
+			return true;
+		}
+		new_call(b, t, req, from, cfg, trunk);
+		return true;
+	}
+	l = table_find(b, req);
+	if (!l || !l->dlg)
+		return false;
+	if (dialog_check_request(l->dlg, req, &status, &why)) {
+		respond_plain(t, req, status, l->tag, why);
+		return true;
+	}
+	if (strcmp(m, "BYE") == 0)
+		on_bye(b, t, req, l);
+	else if (strcmp(m, "INVITE") == 0)
+		respond_plain(t, req, 488, l->tag,
+			      "re-INVITE is not relayed yet: the call goes on as it was");
+	else if (strcmp(m, "OPTIONS") == 0)
+		respond_plain(t, req, 200, l->tag, NULL);
+	else
+		respond_plain(t, req, 501, l->tag, "this request is not relayed within a call yet");
+	return true;
+}
+
+/* ---- the transaction layer's news ---- */
+
+static void tu_response(void *arg, struct txn *t, osip_message_t *resp)
+{
+	struct leg *l = txn_get_data(t);
+
+	if (!l || l->is_a)
+		return;
+	if (t == l->invite)
+		b_invite_response(l->call, t, resp);
+}
+
+/* A 2xx retransmission of leg B after its transaction ended (RFC 6026
+ * Timer M): it still needs our ACK. */
+static void tu_stray_response(void *arg, osip_message_t *resp, const struct txn_addr *from)
+{
+	struct b2bua *b = arg;
+	struct leg *l;
+	osip_message_t *copy = NULL;
+	const char *method = NULL;
+	uint32_t n;
+
+	if (sipmsg_status(resp) < 200 || sipmsg_status(resp) >= 300 ||
+	    sipmsg_cseq(resp, &n, &method) || strcmp(method, "INVITE") != 0)
+		return;
+	l = table_find(b, resp);
+	if (l && !l->is_a && l->ack && osip_message_clone(l->ack, &copy) == 0)
+		txn_layer_send(b->txn, copy, &l->dest);
+}
+
+static void leg_b_gone(struct call *c, int status, const char *warning, int cause)
+{
+	if (c->state == CALL_CANCELLING) {
+		call_free(c, c->cancel_reason[0] ? c->cancel_reason : "cancelled");
+		return;
+	}
+	if (c->state != CALL_CALLING)
+		return;
+	fail_call(c, status, warning, cause);
+}
+
+static void tu_timeout(void *arg, struct txn *t, enum txn_timer_id which)
+{
+	struct leg *l = txn_get_data(t);
+	char text[400];
+
+	if (!l || l->is_a || t != l->invite)
+		return;
+	snprintf(text, sizeof(text), "no response from trunk %s (%s)", l->trunk->name,
+		 l->trunk->peers[0].host);
+	leg_b_gone(l->call, 408, text, 408);
+}
+
+static void tu_transport_error(void *arg, struct txn *t, int err)
+{
+	struct leg *l = txn_get_data(t);
+	char text[400];
+
+	if (!l || l->is_a || t != l->invite)
+		return;
+	snprintf(text, sizeof(text), "cannot reach trunk %s (%s): %s", l->trunk->name,
+		 l->trunk->peers[0].host, strerror(err));
+	leg_b_gone(l->call, 503, text, 503);
+}
+
+static void tu_terminated(void *arg, struct txn *t)
+{
+	struct leg *l = txn_get_data(t);
+
+	if (!l)
+		return;
+	if (t == l->cancel)
+		l->cancel = NULL;
+	if (t != l->invite)
+		return;
+	l->invite = NULL;
+	/* leg B's INVITE ended with no final response we acted on (aborted
+	 * after a CANCEL that was never answered) */
+	if (!l->is_a && l->call->state == CALL_CANCELLING)
+		call_free(l->call, "leg B never answered the CANCEL");
+}
+
+/* ---- life ---- */
+
+int b2bua_create(struct b2bua **out, struct event_base *base, struct sipcore *sip,
+		 struct portpool *pool, const struct b2bua_hooks *hooks)
+{
+	struct b2bua *b = calloc(1, sizeof(*b));
+	const struct sipcore_tu tu = {
+		.request = tu_request,
+		.response = tu_response,
+		.stray_response = tu_stray_response,
+		.timeout = tu_timeout,
+		.transport_error = tu_transport_error,
+		.terminated = tu_terminated,
+		.arg = b,
+	};
+
+	if (!b)
+		return ENOMEM;
+	b->table = calloc(NBUCKETS, sizeof(*b->table));
+	if (!b->table) {
+		free(b);
+		return ENOMEM;
+	}
+	b->base = base;
+	b->sip = sip;
+	b->txn = sipcore_txn(sip);
+	b->pool = pool;
+	if (hooks)
+		b->hooks = *hooks;
+	sipcore_set_tu(sip, &tu);
+	*out = b;
+	return 0;
+}
+
+void b2bua_destroy(struct b2bua *b)
+{
+	if (!b)
+		return;
+	sipcore_set_tu(b->sip, NULL);
+	while (b->calls)
+		call_free(b->calls, "srtpbridge stopped");
+	for (size_t i = 0; i < b->ncounts; i++)
+		free(b->counts[i].name);
+	free(b->counts);
+	free(b->table);
+	free(b);
+}
+
+void b2bua_drain(struct b2bua *b)
+{
+	b->draining = true;
+}
+
+void b2bua_get_stats(const struct b2bua *b, struct b2bua_stats *out)
+{
+	*out = b->st;
+}
+
+/* ---- srtpbridgectl ---- */
+
+static void ctl_leg(const struct call *c, const struct leg *l, enum media_leg side,
+		    struct control_out *o)
+{
+	struct oa_stream_info si;
+
+	control_out_begin_object(o, side == MEDIA_LEG_A ? "leg_a" : "leg_b");
+	control_out_str(o, "trunk", l->trunk->name);
+	control_out_str(o, "call_id", l->call_id);
+	control_out_str(o, "dialog",
+			!l->dlg					   ? "none"
+			: dialog_state(l->dlg) == DIALOG_EARLY	   ? "early"
+			: dialog_state(l->dlg) == DIALOG_CONFIRMED ? "confirmed"
+								   : "terminated");
+	control_out_begin_array(o, "streams");
+	for (size_t i = 0; i < media_session_nstreams(c->media); i++) {
+		control_out_begin_object(o, NULL);
+		control_out_uint(o, "port", media_session_port(c->media, side, i));
+		if (oa_leg_stream(l->oa, i, &si) == 0) {
+			control_out_bool(o, "active", si.active);
+			control_out_bool(o, "secure", si.secure);
+			if (si.secure)
+				control_out_str(o, "suite", suite_name(si.suite));
+			if (si.secure && si.peer)
+				control_out_uint(o, "peer_key_epoch", si.peer_epoch);
+			if (si.addr[0]) {
+				control_out_str(o, "peer_address", si.addr);
+				control_out_uint(o, "peer_port", si.port);
+			}
+		}
+		control_out_end_object(o);
+	}
+	control_out_end_array(o);
+	control_out_end_object(o);
+}
+
+/* The suite of the call: the secure leg's first stream's, or "none". */
+static const char *call_suite(const struct call *c)
+{
+	struct oa_stream_info si;
+
+	for (int i = 0; i < 2; i++) {
+		const struct leg *l = i ? &c->b : &c->a;
+
+		if (oa_leg_stream(l->oa, 0, &si) == 0 && si.secure)
+			return suite_name(si.suite);
+	}
+	return "none";
+}
+
+static void ctl_summary(const struct call *c, struct control_out *o)
+{
+	uint64_t now = now_ms();
+
+	control_out_str(o, "id", c->id);
+	control_out_str(o, "state", state_names[c->state]);
+	control_out_str(o, "trunk_in", c->a.trunk->name);
+	control_out_str(o, "trunk_out", c->b.trunk->name);
+	control_out_str(o, "route", c->rule ? c->rule : "trunk");
+	control_out_uint(o, "age", (now - c->start_ms) / 1000);
+	control_out_uint(o, "answered_seconds", c->answer_ms ? (now - c->answer_ms) / 1000 : 0);
+	control_out_str(o, "suite", call_suite(c));
+	control_out_str(o, "call_id_a", c->a.call_id);
+	control_out_str(o, "call_id_b", c->b.call_id);
+}
+
+int b2bua_ctl_calls(const struct b2bua *b, struct control_out *o)
+{
+	control_out_begin_array(o, "calls");
+	for (const struct call *c = b->calls; c; c = c->next) {
+		control_out_begin_object(o, NULL);
+		ctl_summary(c, o);
+		control_out_end_object(o);
+	}
+	control_out_end_array(o);
+	return 0;
+}
+
+int b2bua_ctl_call(const struct b2bua *b, const char *id, struct control_out *o)
+{
+	for (const struct call *c = b->calls; c; c = c->next) {
+		if (strcmp(c->id, id) != 0 && strcmp(c->a.call_id, id) != 0 &&
+		    strcmp(c->b.call_id, id) != 0)
+			continue;
+		control_out_begin_object(o, "call");
+		ctl_summary(c, o);
+		ctl_leg(c, &c->a, MEDIA_LEG_A, o);
+		ctl_leg(c, &c->b, MEDIA_LEG_B, o);
+		control_out_end_object(o);
+		return 0;
+	}
+	return control_out_fail(o, ENOENT, "no call with id %s", id);
+}

@@ -1,0 +1,94 @@
+/* A call's sockets: pairs from the pool, given back on every path. */
+#include "srtpbridge/media_session.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct media_session {
+	struct portpool *pool;
+	size_t n;
+	struct portpool_pair pairs[2][MEDIA_SESSION_MAX_STREAMS];
+};
+
+static int to_sockaddr(const char *ip, struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (ip && inet_pton(AF_INET, ip, &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		*len = sizeof(*v4);
+		return 0;
+	}
+	if (ip && inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1) {
+		v6->sin6_family = AF_INET6;
+		*len = sizeof(*v6);
+		return 0;
+	}
+	return EINVAL;
+}
+
+int media_session_create(struct media_session **out, struct portpool *pool, const char *addr_a,
+			 const char *addr_b, size_t nstreams)
+{
+	struct sockaddr_storage sa[2];
+	socklen_t len[2];
+	struct media_session *s;
+	int err;
+
+	if (!pool || nstreams == 0 || nstreams > MEDIA_SESSION_MAX_STREAMS ||
+	    to_sockaddr(addr_a, &sa[0], &len[0]) || to_sockaddr(addr_b, &sa[1], &len[1]))
+		return EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return ENOMEM;
+	s->pool = pool;
+	for (size_t leg = 0; leg < 2; leg++)
+		for (size_t i = 0; i < MEDIA_SESSION_MAX_STREAMS; i++)
+			s->pairs[leg][i].rtp_fd = s->pairs[leg][i].rtcp_fd = -1;
+	err = 0;
+	for (size_t i = 0; i < nstreams && !err; i++) {
+		for (size_t leg = 0; leg < 2 && !err; leg++)
+			err = portpool_alloc_pair(pool, (const struct sockaddr *)&sa[leg], len[leg],
+						  &s->pairs[leg][i]);
+		s->n = i + 1; /* what destroy gives back, a half-taken stream too */
+	}
+	if (err) {
+		media_session_destroy(s);
+		return err;
+	}
+	*out = s;
+	return 0;
+}
+
+void media_session_destroy(struct media_session *s)
+{
+	if (!s)
+		return;
+	for (size_t leg = 0; leg < 2; leg++)
+		for (size_t i = 0; i < s->n; i++)
+			if (s->pairs[leg][i].rtp_fd >= 0)
+				portpool_free_pair(s->pool, &s->pairs[leg][i]);
+	free(s);
+}
+
+size_t media_session_nstreams(const struct media_session *s)
+{
+	return s->n;
+}
+
+uint16_t media_session_port(const struct media_session *s, enum media_leg leg, size_t i)
+{
+	return i < s->n ? s->pairs[leg][i].rtp_port : 0;
+}
+
+void media_session_ports(const struct media_session *s, enum media_leg leg, uint16_t *ports,
+			 size_t max)
+{
+	for (size_t i = 0; i < max; i++)
+		ports[i] = media_session_port(s, leg, i);
+}
