@@ -1111,6 +1111,10 @@ static void on_bye(struct b2bua *b, struct txn *t, osip_message_t *req, struct l
 		}
 		break;
 	case CALL_ENDING:
+		/* leg A hangs up before its ACK, after leg B did: nothing is left */
+		if (l->is_a)
+			call_free(c, text);
+		return;
 	case CALL_CANCELLING:
 		return;
 	case CALL_CONFIRMED:

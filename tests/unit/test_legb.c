@@ -397,6 +397,38 @@ static void refusals(void **state)
 	osip_message_free(a);
 }
 
+/* Our Contact and Via on either leg: the listen address of the transport,
+ * sip_advertise first, IPv6 in brackets, ;transport= for streams. */
+static void contact_and_via(void **state)
+{
+	struct fixture x;
+	char buf[200];
+
+	(void)state;
+	fixture_init(&x, SIP_TP_UDP, "203.0.113.5");
+	assert_int_equal(legb_contact(buf, sizeof(buf), &x.trunk, SIP_TP_UDP, "c1"), 0);
+	assert_string_equal(buf, "<sip:c1@198.51.100.10:5060>");
+	assert_int_equal(legb_contact(buf, sizeof(buf), &x.trunk, SIP_TP_TLS, "c1"), 0);
+	assert_string_equal(buf, "<sip:c1@198.51.100.12:5062;transport=tls>");
+	assert_int_equal(legb_via(buf, sizeof(buf), &x.trunk, SIP_TP_TCP, "z9hG4bKx1"), 0);
+	assert_string_equal(buf, "SIP/2.0/TCP 198.51.100.11:5061;branch=z9hG4bKx1;rport");
+	x.trunk.sip_advertise = "2001:db8::1";
+	assert_int_equal(legb_contact(buf, sizeof(buf), &x.trunk, SIP_TP_UDP, "c1"), 0);
+	assert_string_equal(buf, "<sip:c1@[2001:db8::1]:5060>");
+	assert_int_equal(legb_via(buf, sizeof(buf), &x.trunk, SIP_TP_UDP, "z9hG4bKx1"), 0);
+	assert_string_equal(buf, "SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bKx1;rport");
+	/* refusals: no listen address of the transport, bad user or branch, no room */
+	x.trunk.nlisten = 1;
+	assert_int_equal(legb_contact(buf, sizeof(buf), &x.trunk, SIP_TP_TLS, "c1"), EINVAL);
+	assert_int_equal(legb_via(buf, sizeof(buf), &x.trunk, SIP_TP_TCP, "z9hG4bKx"), EINVAL);
+	assert_int_equal(legb_contact(buf, sizeof(buf), &x.trunk, SIP_TP_UDP, "a b"), EINVAL);
+	assert_int_equal(legb_contact(buf, sizeof(buf), &x.trunk, SIP_TP_UDP, ""), EINVAL);
+	assert_int_equal(legb_via(buf, sizeof(buf), &x.trunk, SIP_TP_UDP, "x1"), EINVAL);
+	assert_int_equal(legb_via(buf, sizeof(buf), &x.trunk, SIP_TP_UDP, "z9hG4bK a"), EINVAL);
+	assert_int_equal(legb_contact(buf, 10, &x.trunk, SIP_TP_UDP, "c1"), ENOSPC);
+	assert_int_equal(legb_via(buf, 10, &x.trunk, SIP_TP_UDP, "z9hG4bKx1"), ENOSPC);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -407,6 +439,7 @@ int main(void)
 		cmocka_unit_test(empty_pass_headers),
 		cmocka_unit_test(escapes),
 		cmocka_unit_test(refusals),
+		cmocka_unit_test(contact_and_via),
 	};
 
 	return cmocka_run_group_tests_name("legb", tests, NULL, NULL);

@@ -1,0 +1,130 @@
+/* A call's media session over a real port pool on loopback: pairs on both
+ * legs per stream, ports reported per leg, everything given back on destroy
+ * and on a failed create (the pool running dry half-way), bad arguments. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "srtpbridge/media_session.h"
+
+/* A block of 16 ports nobody holds, at an offset from the pid. */
+static uint16_t free_block(void)
+{
+	unsigned start = (unsigned)getpid() % 300;
+
+	for (unsigned k = 0; k < 300; k++) {
+		uint16_t base = (uint16_t)(46000 + ((start + k) % 300) * 16);
+		unsigned i;
+
+		for (i = 0; i < 16; i++) {
+			struct sockaddr_in sin = { .sin_family = AF_INET,
+						   .sin_port = htons((uint16_t)(base + i)) };
+			int fd = socket(AF_INET, SOCK_DGRAM, 0);
+			int ok = bind(fd, (struct sockaddr *)&sin, sizeof(sin));
+
+			close(fd);
+			if (ok != 0)
+				break;
+		}
+		if (i == 16)
+			return base;
+	}
+	fail_msg("no free block of ports");
+	return 0;
+}
+
+static void two_legs_and_back(void **state)
+{
+	uint16_t base = free_block();
+	struct portpool *pool = NULL;
+	struct media_session *s = NULL;
+	uint16_t ports[MEDIA_SESSION_MAX_STREAMS];
+
+	(void)state;
+	assert_int_equal(portpool_create(&pool, base, (uint16_t)(base + 15), 0, NULL, NULL), 0);
+	assert_int_equal(portpool_total(pool), 16);
+	assert_int_equal(media_session_create(&s, pool, "127.0.0.1", "127.0.0.1", 2), 0);
+	assert_int_equal(media_session_nstreams(s), 2);
+	assert_int_equal(portpool_in_use_count(pool), 8); /* 2 streams x 2 legs x RTP+RTCP */
+	for (size_t i = 0; i < 2; i++) {
+		uint16_t a = media_session_port(s, MEDIA_LEG_A, i);
+		uint16_t b = media_session_port(s, MEDIA_LEG_B, i);
+
+		assert_true(a >= base && a <= base + 14 && a % 2 == 0);
+		assert_true(b >= base && b <= base + 14 && b % 2 == 0);
+		assert_int_not_equal(a, b);
+	}
+	assert_int_equal(media_session_port(s, MEDIA_LEG_A, 2), 0);
+	media_session_ports(s, MEDIA_LEG_B, ports, MEDIA_SESSION_MAX_STREAMS);
+	assert_int_equal(ports[1], media_session_port(s, MEDIA_LEG_B, 1));
+	assert_int_equal(ports[2], 0);
+	media_session_destroy(s);
+	assert_int_equal(portpool_in_use_count(pool), 0);
+	assert_int_equal(portpool_free_count(pool), 16); /* quarantine 0 */
+	media_session_destroy(NULL);
+	portpool_destroy(pool);
+}
+
+static void dry_pool_gives_back(void **state)
+{
+	uint16_t base = free_block();
+	struct portpool *pool = NULL;
+	struct media_session *s = NULL, *t = NULL;
+
+	(void)state;
+	assert_int_equal(portpool_create(&pool, base, (uint16_t)(base + 11), 0, NULL, NULL), 0);
+	assert_int_equal(media_session_create(&s, pool, "127.0.0.1", "127.0.0.1", 2), 0);
+	/* 4 ports left: the second stream's leg A pair fits, its leg B does not */
+	assert_int_equal(media_session_create(&t, pool, "127.0.0.1", "127.0.0.1", 2), ENOSPC);
+	assert_null(t);
+	assert_int_equal(portpool_in_use_count(pool), 8);
+	assert_int_equal(media_session_create(&t, pool, "127.0.0.1", "127.0.0.1", 1), 0);
+	assert_int_equal(portpool_free_count(pool), 0);
+	media_session_destroy(t);
+	media_session_destroy(s);
+	assert_int_equal(portpool_in_use_count(pool), 0);
+	portpool_destroy(pool);
+}
+
+static void bad_arguments(void **state)
+{
+	uint16_t base = free_block();
+	struct portpool *pool = NULL;
+	struct media_session *s = NULL;
+
+	(void)state;
+	assert_int_equal(portpool_create(&pool, base, (uint16_t)(base + 15), 0, NULL, NULL), 0);
+	assert_int_equal(media_session_create(&s, pool, "127.0.0.1", "127.0.0.1", 0), EINVAL);
+	assert_int_equal(media_session_create(&s, pool, "127.0.0.1", "127.0.0.1",
+					      MEDIA_SESSION_MAX_STREAMS + 1),
+			 EINVAL);
+	assert_int_equal(media_session_create(&s, pool, "carrier.example", "127.0.0.1", 1), EINVAL);
+	assert_int_equal(media_session_create(&s, pool, "127.0.0.1", NULL, 1), EINVAL);
+	assert_int_equal(media_session_create(&s, NULL, "127.0.0.1", "127.0.0.1", 1), EINVAL);
+	assert_null(s);
+	assert_int_equal(portpool_in_use_count(pool), 0);
+	/* IPv6 on one leg, IPv4 on the other */
+	assert_int_equal(media_session_create(&s, pool, "::1", "127.0.0.1", 1), 0);
+	media_session_destroy(s);
+	portpool_destroy(pool);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(two_legs_and_back),
+		cmocka_unit_test(dry_pool_gives_back),
+		cmocka_unit_test(bad_arguments),
+	};
+
+	return cmocka_run_group_tests_name("media_session", tests, NULL, NULL);
+}
