@@ -63,13 +63,14 @@ void sipcore_set_tu(struct sipcore *s, const struct sipcore_tu *tu);
  * responses. */
 struct txn_layer *sipcore_txn(struct sipcore *s);
 
-/* Where a request to peer (one of trunk's peers, resolved) goes: its
- * transport and address, the trunk's listen socket for that transport (UDP
- * sends from it, so the peer sees the address it knows), and the trunk for
- * TLS verification. 0, or ENOTCONN when trunk has no listen address of the
- * peer's transport, EHOSTUNREACH when the peer has no address. */
+/* Where a request to peer (one of trunk's peers) goes: its transport and
+ * address (a name's from the background resolver, resolver.h), the trunk's
+ * listen socket for that transport (UDP sends from it, so the peer sees the
+ * address it knows), and the trunk for TLS verification. 0, or with a
+ * sentence in why: ENOTCONN when trunk has no listen address of the peer's
+ * transport, EHOSTUNREACH when the peer's name has no address (yet). */
 int sipcore_peer_dest(const struct sipcore *s, const struct config_trunk *trunk,
-		      const struct sip_uri *peer, struct txn_addr *out);
+		      const struct sip_uri *peer, struct txn_addr *out, char *why, size_t whysz);
 
 /* A stream a dialog lives on stays open while held (no idle timeout). */
 void sipcore_conn_hold(struct sipcore *s, uint64_t conn);

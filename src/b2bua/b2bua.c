@@ -102,6 +102,7 @@ struct call {
 	bool ring_armed;
 	bool answered_early;		/* leg A has had an SDP answer in a 18x */
 	char cancel_reason[REASON_MAX]; /* the Reason leg B's CANCEL carries */
+	char cancel_why[REASON_MAX];	/* and why, for the log */
 	char bye_reason[REASON_MAX];	/* the Reason of a BYE to leg A after its ACK */
 	char *a_answer;			/* the SDP answer leg A got, for a 2xx without SDP */
 	size_t a_answer_len;
@@ -472,6 +473,7 @@ static void end_both(struct call *c, int cause, const char *text)
  * (9.1), or its final response is awaited. The call lives until then. */
 static void cancel_b(struct call *c, int cause, const char *text, const char *reason)
 {
+	snprintf(c->cancel_why, sizeof(c->cancel_why), "%s", text);
 	if (reason)
 		snprintf(c->cancel_reason, sizeof(c->cancel_reason), "%s", reason);
 	else
@@ -625,7 +627,7 @@ static void new_call(struct b2bua *b, struct txn *t, osip_message_t *req,
 	struct oa_result res;
 	osip_message_t *inv = NULL;
 	uint16_t ports[OA_MAX_STREAMS];
-	char buf_why[400], cid[CALL_ID_MAX], *buf = NULL;
+	char buf_why[700], why_dest[160], cid[CALL_ID_MAX], *buf = NULL;
 	char branch[24] = "z9hG4bK";
 	unsigned nstreams;
 	int status = 0, err;
@@ -707,11 +709,11 @@ static void new_call(struct b2bua *b, struct txn *t, osip_message_t *req,
 		       NULL);
 		goto out;
 	}
-	err = sipcore_peer_dest(b->sip, out, &out->peers[0], &c->b.dest);
+	err = sipcore_peer_dest(b->sip, out, &out->peers[0], &c->b.dest, why_dest,
+				sizeof(why_dest));
 	if (err) {
-		snprintf(buf_why, sizeof(buf_why), "trunk %s cannot reach its peer %s (%s)",
-			 out->name, out->peers[0].host,
-			 err == EHOSTUNREACH ? "the name does not resolve" : "no listen address");
+		snprintf(buf_why, sizeof(buf_why), "trunk %s cannot reach its peer %s: %s",
+			 out->name, out->peers[0].host, why_dest);
 		reject(b, t, req, 503, buf_why, NULL);
 		goto out;
 	}
@@ -1039,7 +1041,7 @@ static void b_failure(struct call *c, osip_message_t *resp)
 
 	event_del(&c->ring);
 	if (c->state == CALL_CANCELLING) {
-		call_free(c, c->cancel_reason[0] ? c->cancel_reason : "cancelled");
+		call_free(c, c->cancel_why);
 		return;
 	}
 	mapped = map_failure(code, &warning);
@@ -1233,7 +1235,7 @@ static void tu_stray_response(void *arg, osip_message_t *resp, const struct txn_
 static void leg_b_gone(struct call *c, int status, const char *warning, int cause)
 {
 	if (c->state == CALL_CANCELLING) {
-		call_free(c, c->cancel_reason[0] ? c->cancel_reason : "cancelled");
+		call_free(c, c->cancel_why);
 		return;
 	}
 	if (c->state != CALL_CALLING)

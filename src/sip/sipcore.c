@@ -4,6 +4,7 @@
 #include "srtpbridge/addr.h"
 #include "srtpbridge/config.h"
 #include "srtpbridge/log.h"
+#include "srtpbridge/resolver.h"
 #include "srtpbridge/sipframe.h"
 #include "srtpbridge/sipmsg.h"
 #include "srtpbridge/transport.h"
@@ -28,6 +29,7 @@ struct sipcore {
 	struct config *cfg;  /* the current snapshot */
 	struct transport *tp;
 	struct txn_layer *txn;
+	struct resolver *res; /* peers given by name */
 	bool draining;
 	struct sipcore_stats st;
 	struct sipcore_tu tu;
@@ -413,6 +415,33 @@ static void on_closed(void *arg, uint64_t conn, const char *why)
 
 /* ---- life ---- */
 
+/* The socket family a request to peer leaves from on trunk: its listen
+ * address of the peer's transport; 0 when it has none. */
+static int send_family(const struct config_trunk *trunk, const struct sip_uri *peer)
+{
+	for (size_t i = 0; i < trunk->nlisten; i++)
+		if (trunk->listen[i].transport == peer->transport && trunk->listen[i].resolved)
+			return trunk->listen[i].addr.ss_family;
+	return 0;
+}
+
+/* Every peer name of cfg starts resolving now, not at its first call. */
+static void watch_peers(struct sipcore *s, const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->ntrunks; i++) {
+		const struct config_trunk *t = &cfg->trunks[i];
+
+		for (size_t p = 0; p < t->npeers; p++) {
+			int family = send_family(t, &t->peers[p]);
+
+			if (!t->peers[p].resolved && family &&
+			    resolver_watch(s->res, t->peers[p].host, family))
+				LOG_WARN(NULL, "cannot resolve a peer name",
+					 LF_S("host", t->peers[p].host));
+		}
+	}
+}
+
 int sipcore_create(struct sipcore **out, struct event_base *base, struct config *cfg, char *why,
 		   size_t whysz)
 {
@@ -441,6 +470,12 @@ int sipcore_create(struct sipcore **out, struct event_base *base, struct config 
 		snprintf(why, whysz, "cannot create the transaction layer: %s", strerror(err));
 		goto out;
 	}
+	err = resolver_create(&s->res, base);
+	if (err) {
+		snprintf(why, whysz, "cannot start the resolver: %s", strerror(err));
+		goto out;
+	}
+	watch_peers(s, cfg);
 	err = transport_create(&s->tp, base, s->boot, &tcb, s, why, whysz);
 out:
 	if (err)
@@ -456,6 +491,7 @@ void sipcore_destroy(struct sipcore *s)
 		return;
 	txn_layer_destroy(s->txn);
 	transport_destroy(s->tp);
+	resolver_destroy(s->res);
 	config_unref(s->cfg);
 	config_unref(s->boot);
 	free(s);
@@ -465,6 +501,7 @@ void sipcore_reload(struct sipcore *s, struct config *cfg)
 {
 	config_unref(s->cfg);
 	s->cfg = config_ref(cfg);
+	watch_peers(s, cfg);
 }
 
 void sipcore_drain(struct sipcore *s)
@@ -493,20 +530,35 @@ struct txn_layer *sipcore_txn(struct sipcore *s)
 }
 
 int sipcore_peer_dest(const struct sipcore *s, const struct config_trunk *trunk,
-		      const struct sip_uri *peer, struct txn_addr *out)
+		      const struct sip_uri *peer, struct txn_addr *out, char *why, size_t whysz)
 {
 	const struct config_trunk *boot = config_trunk_find(s->boot, trunk->name);
+	int err;
 
 	memset(out, 0, sizeof(*out));
-	if (!peer->resolved)
-		return EHOSTUNREACH;
 	out->transport = peer->transport;
-	memcpy(&out->addr, &peer->addr, peer->addrlen);
-	out->addrlen = peer->addrlen;
+	if (peer->resolved) {
+		memcpy(&out->addr, &peer->addr, peer->addrlen);
+		out->addrlen = peer->addrlen;
+	} else {
+		err = resolver_lookup(s->res, peer->host, send_family(trunk, peer), &out->addr,
+				      &out->addrlen, why, whysz);
+		if (err == ENOENT || err == EAGAIN)
+			snprintf(why, whysz, "%s has not resolved yet", peer->host);
+		if (err)
+			return EHOSTUNREACH;
+		if (out->addr.ss_family == AF_INET)
+			((struct sockaddr_in *)&out->addr)->sin_port = htons(peer->port);
+		else
+			((struct sockaddr_in6 *)&out->addr)->sin6_port = htons(peer->port);
+	}
 	out->trunk = trunk;
 	out->local = boot ? transport_local_for(s->tp, boot, peer->transport) : NULL;
-	if (!out->local)
+	if (!out->local) {
+		snprintf(why, whysz, "trunk %s listens on no address of the peer's transport",
+			 trunk->name);
 		return ENOTCONN;
+	}
 	return 0;
 }
 
