@@ -1239,6 +1239,8 @@ const struct config_trunk *config_trunk_for_source(const struct config *c,
 	struct sockaddr_storage ss = { 0 };
 	struct cidr from;
 
+	if (!local || !src)
+		return NULL; /* no listen address to classify by: nobody's */
 	if (src->sa_family == AF_INET)
 		memcpy(&ss, src, sizeof(struct sockaddr_in));
 	else if (src->sa_family == AF_INET6)

@@ -720,7 +720,10 @@ int transport_send(struct transport *t, const struct transport_local *local, enu
 			return ENOTCONN; /* a response whose stream is gone: RFC 3261 18.2.2 */
 		if (t->st.conns >= t->lim.max_conns)
 			return EMFILE;
-		c = conn_new(t, tp, NULL, fd, to, tolen, true, trunk, why, sizeof(why));
+		/* the trunk's listen address of this transport: what comes back on
+		 * the stream is classified as if it had arrived there */
+		c = conn_new(t, tp, local && local->tp == tp ? local : NULL, fd, to, tolen, true,
+			     trunk, why, sizeof(why));
 		addr_format(to, name, sizeof(name));
 		if (!c) {
 			LOG_WARN(NULL, "cannot open a connection", LF_S("peer", name),
