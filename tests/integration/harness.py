@@ -779,3 +779,435 @@ class DaemonTestCase(unittest.TestCase):
 def main():
     """unittest.main() that ends with unittest's summary and exits 1 on failure."""
     unittest.main(verbosity=2)
+
+
+# --------------------------------------------------------------------------
+# sipp as a SIP peer (the carrier or the IVR of a call through the daemon)
+
+SIPP = shutil.which("sipp")
+SIPP_DIR = os.path.join(HERE, "sipp")
+
+
+def _udp_inodes(port, host=LOOPBACK):
+    """Socket inodes bound to UDP host:port or *:port (IPv4), from /proc/net/udp."""
+    want = "%08X:%04X" % (struct.unpack("<I", socket.inet_aton(host))[0], port)
+    anyaddr = "00000000:%04X" % port
+    out = set()
+    try:
+        with open("/proc/net/udp", encoding="ascii") as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if fields[1] in (want, anyaddr):
+                    out.add(fields[9])
+    except OSError:
+        pass
+    return out
+
+
+def udp_bound(port, host=LOOPBACK, pid=None):
+    """True when a socket of this host (of process pid, if given) is bound
+    to UDP host:port."""
+    inodes = _udp_inodes(port, host)
+    if not inodes or pid is None:
+        return bool(inodes)
+    fd_dir = "/proc/%d/fd" % pid
+    try:
+        for fd in os.listdir(fd_dir):
+            try:
+                link = os.readlink(os.path.join(fd_dir, fd))
+            except OSError:
+                continue
+            if link.startswith("socket:[") and link[8:-1] in inodes:
+                return True
+    except OSError:
+        pass
+    return False
+
+
+def udp_port_owners(port, host=LOOPBACK):
+    """'PID COMMAND' of each process with a socket on UDP host:port (for a
+    failure message: who took the port)."""
+    inodes = _udp_inodes(port, host)
+    owners = []
+    if not inodes:
+        return owners
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        fd_dir = "/proc/%s/fd" % pid
+        try:
+            links = [os.readlink(os.path.join(fd_dir, fd)) for fd in os.listdir(fd_dir)]
+            if any(l.startswith("socket:[") and l[8:-1] in inodes for l in links):
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+                owners.append("%s %s" % (pid, cmd[:300]))
+        except OSError:
+            continue
+    return owners
+
+
+# Ports for the peers and media of call tests: below the kernel's ephemeral
+# range (where free_port() picks, and where every outgoing connection of the
+# host and bind(0) take theirs), the daemon's default media_ports
+# (20000-29999), MINIMAL_CONFIG's (30000-30999) and bench/cps's (15000-59999),
+# so that a port found free is still free when sipp or the daemon binds it.
+QUIET_PORTS = (10000, 15000)
+# Daemons' media_ports take their blocks from the first part (a daemon skips
+# a media port that is taken), single ports come from the rest: a port picked
+# here is never inside the media range of a daemon of another test process.
+QUIET_SPLIT = 12500
+
+
+def _bindable(port, tcp=False, udp=True):
+    kinds = ((socket.SOCK_DGRAM,) if udp else ()) + ((socket.SOCK_STREAM,) if tcp else ())
+    for kind in kinds:
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            s.bind((LOOPBACK, port))
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return True
+
+
+# Reservations: a UDP socket bound to each port handed out with reserve=True,
+# so that no other process finds it free until release_ports() closes it,
+# just before the program that is to bind it starts.
+_reserved = {}
+
+
+def _reserve(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    try:
+        s.bind((LOOPBACK, port))
+    except OSError:
+        s.close()
+        return False
+    with _ports_lock:
+        old = _reserved.pop(port, None)
+        _reserved[port] = s
+    if old is not None:
+        old.close()
+    return True
+
+
+def release_ports(*ports):
+    """Closes the reservations of ports (of every reserved port if none given)."""
+    with _ports_lock:
+        socks = [_reserved.pop(p) for p in (ports or list(_reserved)) if p in _reserved]
+    for s in socks:
+        s.close()
+
+
+def reserve_again(port):
+    """Reserves a port again once its user has closed it (best effort)."""
+    return _reserve(port)
+
+
+def free_block(n=1, low=QUIET_SPLIT, high=QUIET_PORTS[1], tcp=False, reserve=False):
+    """The first of n consecutive ports in [low, high) that are free on
+    127.0.0.1 (for UDP, and TCP too if tcp) and were never handed out by
+    this process; picked at random, so that processes running in parallel
+    seldom try the same ones. With reserve, each stays bound by a socket of
+    ours until release_ports()."""
+    import random
+
+    rng = random.Random(os.urandom(8))
+    for _ in range(500):
+        start = rng.randrange(low, high - n + 1)
+        ports = range(start, start + n)
+        with _ports_lock:
+            if any(p in _handed_out for p in ports):
+                continue
+            _handed_out.update(ports)  # ours now, free or not
+        if reserve:
+            got = [p for p in ports if _reserve(p)]
+            if len(got) == n and (not tcp or all(_bindable(p, True, False) for p in ports)):
+                return start
+            release_ports(*got)
+        elif all(_bindable(p, tcp) for p in ports):
+            return start
+    raise RuntimeError("no %d free consecutive ports in %d-%d" % (n, low, high))
+
+
+def quiet_port():
+    """A port free on 127.0.0.1 for UDP and TCP, outside the ephemeral
+    range, reserved (a UDP socket of ours holds it) until release_ports()."""
+    return free_block(1, tcp=True, reserve=True)
+
+
+def free_media_range(n=64):
+    """'LOW-HIGH' for media_ports: n consecutive ports free right now
+    (see QUIET_PORTS), different for every call in this process."""
+    start = free_block(n, low=QUIET_PORTS[0], high=QUIET_SPLIT)
+    return "%d-%d" % (start, start + n - 1)
+
+
+_COMPACT = {"v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact",
+            "l": "content-length", "c": "content-type", "k": "supported", "s": "subject",
+            "e": "content-encoding", "o": "event", "r": "refer-to", "u": "allow-events"}
+
+
+class SipMessage:
+    """One SIP message from a sipp message log (-trace_msg -message_file).
+
+    direction is 'sent' or 'received' (seen from that sipp), time a datetime
+    (sipp's local clock, comparable between sipp processes of one host)."""
+
+    def __init__(self, direction, when, raw):
+        self.direction = direction
+        self.time = when
+        self.raw = raw
+        text = raw.decode("utf-8", "replace")
+        head, sep, body = text.partition("\r\n\r\n")
+        if not sep:
+            head, sep, body = text.partition("\n\n")
+        lines = [l for l in re.split(r"\r?\n", head)]
+        self.first_line = lines[0] if lines else ""
+        self.headers = []  # (name as written, value), in order; folded lines joined
+        for line in lines[1:]:
+            if line[:1] in (" ", "\t") and self.headers:
+                name, value = self.headers[-1]
+                self.headers[-1] = (name, value + " " + line.strip())
+            elif ":" in line:
+                name, value = line.split(":", 1)
+                self.headers.append((name.strip(), value.strip()))
+        self.body = body
+        parts = self.first_line.split(" ", 2)
+        if parts[0] == "SIP/2.0":
+            self.is_request = False
+            self.status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+            self.method = None
+            self.uri = None
+        else:
+            self.is_request = True
+            self.status = None
+            self.method = parts[0]
+            self.uri = parts[1] if len(parts) > 1 else None
+
+    @staticmethod
+    def _norm(name):
+        n = name.strip().lower()
+        return _COMPACT.get(n, n)
+
+    def hdrs(self, name):
+        """Every value of a header (compact forms included), one per header line."""
+        want = self._norm(name)
+        return [v for n, v in self.headers if self._norm(n) == want]
+
+    def hdr(self, name):
+        """The first value of a header, or None."""
+        values = self.hdrs(name)
+        return values[0] if values else None
+
+    def vias(self):
+        """Every Via value, comma-separated ones split."""
+        out = []
+        for v in self.hdrs("Via"):
+            out += [x.strip() for x in v.split(",") if x.strip()]
+        return out
+
+    @property
+    def call_id(self):
+        return self.hdr("Call-ID")
+
+    @property
+    def cseq(self):
+        """(number, METHOD) or None."""
+        v = self.hdr("CSeq")
+        if not v:
+            return None
+        num, _, method = v.partition(" ")
+        return int(num), method.strip()
+
+    @property
+    def cseq_method(self):
+        c = self.cseq
+        return c[1] if c else None
+
+    @staticmethod
+    def param(value, name):
+        """A ;name=value parameter of a header value (outside <...>), or None."""
+        if value is None:
+            return None
+        outside = re.sub(r"<[^>]*>", "", value)
+        m = re.search(r";\s*%s\s*=\s*([^;,\s]+)" % re.escape(name), outside, re.I)
+        return m.group(1) if m else None
+
+    @property
+    def from_tag(self):
+        return self.param(self.hdr("From"), "tag")
+
+    @property
+    def to_tag(self):
+        return self.param(self.hdr("To"), "tag")
+
+    @property
+    def branch(self):
+        vias = self.vias()
+        return self.param(vias[0], "branch") if vias else None
+
+    def sdp_lines(self):
+        return [l for l in re.split(r"\r?\n", self.body) if l]
+
+    def describe(self):
+        return "%s %s" % (self.direction, self.first_line)
+
+    def __repr__(self):
+        return "<SipMessage %s %r>" % (self.direction, self.first_line)
+
+
+_SIPP_LOG_ENTRY = re.compile(
+    rb"^-{47} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)\n"
+    rb"(?:\w+ message (sent) \((\d+) bytes\):|\w+ message (received) \[(\d+)\] bytes :)\n\n",
+    re.M)
+
+
+def parse_sipp_messages(path):
+    """The SIP messages of a sipp -trace_msg file, in the order logged."""
+    import datetime
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return []
+    out = []
+    pos = 0
+    while True:
+        m = _SIPP_LOG_ENTRY.search(data, pos)
+        if not m:
+            break
+        direction = (m.group(2) or m.group(4)).decode()
+        size = int(m.group(3) or m.group(5))
+        raw = data[m.end():m.end() + size]
+        when = datetime.datetime.strptime(m.group(1).decode(), "%Y-%m-%d %H:%M:%S.%f")
+        out.append(SipMessage(direction, when, raw))
+        pos = m.end() + size
+    return out
+
+
+class Sipp:
+    """One sipp process on 127.0.0.1 running one call (-m 1) of a scenario.
+
+    A UAS is start()ed and wait_bound() before the call; a UAC is start()ed
+    and wait()ed for. Every message it sends or receives lands in
+    self.messages_path; messages() parses them. sipp's own control and
+    media sockets are bound to 127.0.0.1 too, on ports sipp finds itself."""
+
+    def __init__(self, scenario, workdir, name, local_port, remote=None, service=None,
+                 keys=None, args=(), timeout=20):
+        self.name = name
+        self.local_port = local_port
+        self.workdir = str(workdir)
+        self.scenario = scenario if os.path.isabs(scenario) else os.path.join(SIPP_DIR, scenario)
+        self.messages_path = os.path.join(self.workdir, name + ".msg")
+        self.errors_path = os.path.join(self.workdir, name + ".err")
+        self.out_path = os.path.join(self.workdir, name + ".out")
+        argv = [SIPP or "sipp"]
+        if remote:
+            argv.append(remote)
+        argv += ["-sf", self.scenario, "-t", "u1", "-i", LOOPBACK, "-p", str(local_port),
+                 "-m", "1", "-nostdin", "-timeout", "%gs" % timeout, "-timeout_error",
+                 "-trace_msg", "-message_file", self.messages_path,
+                 "-trace_err", "-error_file", self.errors_path,
+                 # media and remote control sockets on 127.0.0.1; their ports
+                 # are sipp's to find (from 6000 and 8888 up), so that one
+                 # taken by another process is skipped, not fatal
+                 "-mi", LOOPBACK, "-ci", LOOPBACK]
+        if service is not None:
+            argv += ["-s", str(service)]
+        for k, v in (keys or {}).items():
+            argv += ["-key", k, str(v)]
+        argv += list(args)
+        self.argv = argv
+        self.timeout = timeout
+        self.proc = None
+        self._out = None
+
+    def start(self):
+        self._out = open(self.out_path, "wb")
+        release_ports(self.local_port)
+        self.proc = subprocess.Popen(_pdeathsig_prefix() + self.argv, stdin=subprocess.DEVNULL,
+                                     stdout=self._out, stderr=subprocess.STDOUT,
+                                     cwd=self.workdir, close_fds=True)
+        with _registry_lock:
+            _live_procs.append(self.proc)
+        return self
+
+    def wait_bound(self, timeout=None):
+        """Waits until sipp listens on its SIP port (a UAS is ready for the call)."""
+        deadline = time.monotonic() + (TIMEOUT if timeout is None else timeout)
+        while not udp_bound(self.local_port, pid=self.proc.pid):
+            if self.proc.poll() is not None:
+                raise AssertionError("sipp %s exited with status %d before binding port %d"
+                                     " (held by: %s)\n%s"
+                                     % (self.name, self.proc.returncode, self.local_port,
+                                        udp_port_owners(self.local_port) or "nobody now",
+                                        self.report()))
+            if time.monotonic() > deadline:
+                raise AssertionError("sipp %s did not bind 127.0.0.1:%d\n%s"
+                                     % (self.name, self.local_port, self.report()))
+            time.sleep(0.02)
+        return self
+
+    def wait(self, timeout=None):
+        """Waits for sipp to exit; returns its status (0: the call went as scripted)."""
+        timeout = self.timeout + 10 if timeout is None else timeout
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError("sipp %s still running after %.1f s\n%s"
+                                 % (self.name, timeout, self.report())) from None
+        self._close()
+        return rc
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self):
+        if self.proc is None:
+            return
+        _kill_process(self.proc, grace=1.0)
+        with _registry_lock:
+            if self.proc in _live_procs:
+                _live_procs.remove(self.proc)
+        self._close()
+
+    def _close(self):
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+            # the next sipp on this port (a test's next call) finds it kept
+            reserve_again(self.local_port)
+
+    def messages(self):
+        return parse_sipp_messages(self.messages_path)
+
+    def report(self, n=3000):
+        """sipp's unexpected-message log and the end of its output, for a failure."""
+        parts = ["--- sipp %s: %s" % (self.name, " ".join(self.argv))]
+        for label, path in (("errors", self.errors_path), ("output", self.out_path)):
+            try:
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    text = f.read()
+            except OSError:
+                continue
+            if text.strip():
+                parts.append("--- %s %s:\n%s" % (self.name, label, text[-n:]))
+        msgs = self.messages()
+        if msgs:
+            parts.append("--- %s messages: %s" % (
+                self.name, ", ".join("%s %s" % ("<-" if m.direction == "received" else "->",
+                                                m.first_line) for m in msgs)))
+        return "\n".join(parts)
+
+
+def start_sipp(test, scenario, name, local_port, **kw):
+    """A Sipp started now and killed when the test ends (a UAS: wait_bound() it).
+    Its ports are reserved (quiet_port()) until it starts, and again after."""
+    s = Sipp(scenario, test.tmp, name, local_port, **kw)
+    test.addCleanup(release_ports)
+    test.addCleanup(s.kill)
+    return s.start()

@@ -1,0 +1,439 @@
+"""The back-to-back call's edges, with plain Python sockets as the carrier
+and the IVR (no sipp): Max-Forwards at 0 (483), an INVITE without Contact
+(400) or without SDP (488), leg B's failures mapped to leg A (486 relayed,
+3xx to 480, 407 to 403), ring_timeout (408 to leg A, CANCEL with a Reason to
+leg B), a re-INVITE refused with the call going on, drain (503 to new
+INVITEs, the call in progress ends normally, then the daemon exits), a call
+over TCP on both legs, and a peer given by host name."""
+
+import json
+import os
+import re
+import socket
+import sys
+import time
+import unittest
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import DaemonTestCase, binary, run  # noqa: E402
+
+CONFIG = """[global]
+log_level = debug
+control_socket = @CTL@
+metrics_listen =
+media_ports = @MEDIA@
+media_port_quarantine = 0
+
+[trunk:carrier]
+listen = @TP@:127.0.0.1:@PORT@
+peers = @TP@:127.0.0.1:@PEER@
+route = ivr
+
+[trunk:ivr]
+listen = @TP@:127.0.0.1:@IVR@
+peers = @TP@:@IVR_HOST@:@IVR_PEER@
+sources = 127.0.0.1/32
+srtp = off
+ring_timeout = @RING@
+route = carrier
+"""
+
+KEY = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"
+OFFER = ("v=0\r\no=carrier 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+         "m=audio 40000 RTP/SAVP 0\r\n"
+         "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:%s\r\n" % KEY)
+ANSWER = ("v=0\r\no=ivr 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+          "m=audio 41000 RTP/AVP 0\r\n")
+
+
+def parse(data):
+    """(first line, {lower-case name: [values]}, body) of one message."""
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode(errors="replace").split("\r\n")
+    hdrs = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        hdrs.setdefault(name.strip().lower(), []).append(value.strip())
+    return lines[0], hdrs, body.decode(errors="replace")
+
+
+def status(first):
+    parts = first.split(" ", 2)
+    return int(parts[1]) if parts[0] == "SIP/2.0" else None
+
+
+class Peer:
+    """One end of a leg: a UDP socket, or a TCP socket (listening, or
+    connected to the daemon), that sends and reads whole messages."""
+
+    def __init__(self, test, tp, port=0, connect=None):
+        self.tp = tp
+        self.buf = b""
+        if tp == "udp":
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock.bind(("127.0.0.1", port))
+        elif connect:
+            self.sock = socket.create_connection(("127.0.0.1", connect), timeout=5)
+        else:
+            self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.listener.bind(("127.0.0.1", port))
+            self.listener.listen(4)
+            self.listener.settimeout(5)
+            test.addCleanup(self.listener.close)
+            self.sock = None
+        if self.sock:
+            self.sock.settimeout(5)
+            test.addCleanup(self.sock.close)
+        self.test = test
+        self.port = port or self.sock.getsockname()[1]
+        self.last_from = None  # UDP: where the last message came from
+
+    def send(self, data, to=None):
+        if self.tp == "udp":
+            self.sock.sendto(data, to or self.last_from)
+        else:
+            self.sock.sendall(data)
+
+    def recv(self, timeout=5):
+        """The next message (bytes), or None after timeout seconds."""
+        deadline = time.monotonic() + timeout
+        if self.tp == "udp":
+            self.sock.settimeout(timeout)
+            try:
+                data, self.last_from = self.sock.recvfrom(65536)
+            except socket.timeout:
+                return None
+            return data
+        if self.sock is None:
+            conn, _ = self.listener.accept()
+            conn.settimeout(5)
+            self.test.addCleanup(conn.close)
+            self.sock = conn
+        while True:
+            m = re.search(rb"\r\n\r\n", self.buf)
+            if m:
+                head = self.buf[:m.end()]
+                cl = re.search(rb"(?im)^(?:content-length|l)\s*:\s*(\d+)", head)
+                n = m.end() + (int(cl.group(1)) if cl else 0)
+                if len(self.buf) >= n:
+                    msg, self.buf = self.buf[:n], self.buf[n:]
+                    return msg
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                return None
+            if not chunk:
+                return None
+            self.buf += chunk
+
+    def expect(self, pred, what, timeout=5):
+        """Reads until a message satisfies pred(first, hdrs, body); returns
+        (raw, first, hdrs, body)."""
+        deadline = time.monotonic() + timeout
+        seen = []
+        while time.monotonic() < deadline:
+            raw = self.recv(max(0.05, deadline - time.monotonic()))
+            if raw is None:
+                break
+            first, hdrs, body = parse(raw)
+            seen.append(first)
+            if pred(first, hdrs, body):
+                return raw, first, hdrs, body
+        self.test.fail("no %s; got %r" % (what, seen))
+
+
+def respond(req, code, reason, to_tag=None, extra="", body=""):
+    """A response to the request bytes req, with its Via, From, To, Call-ID
+    and CSeq."""
+    first, hdrs, _ = parse(req)
+    lines = ["SIP/2.0 %d %s" % (code, reason)]
+    lines += ["Via: %s" % v for v in hdrs.get("via", [])]
+    to = hdrs["to"][0]
+    if to_tag and ";tag=" not in to:
+        to += ";tag=" + to_tag
+    lines += ["From: %s" % hdrs["from"][0], "To: %s" % to, "Call-ID: %s" % hdrs["call-id"][0],
+              "CSeq: %s" % hdrs["cseq"][0]]
+    if extra:
+        lines.append(extra.rstrip("\r\n"))
+    if body:
+        lines.append("Content-Type: application/sdp")
+    lines.append("Content-Length: %d" % len(body.encode()))
+    return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
+
+
+class Carrier:
+    """Leg A's UAC: one INVITE and what follows it."""
+
+    def __init__(self, peer, daemon_port, tp="UDP", user="8011000"):
+        self.peer = peer
+        self.daemon = ("127.0.0.1", daemon_port)
+        self.tp = tp
+        self.user = user
+        self.call_id = uuid.uuid4().hex + "@carrier.test"
+        self.tag = uuid.uuid4().hex[:10]
+        self.to_tag = None
+        self.cseq = 1
+
+    def request(self, method, cseq=None, extra="", body="", branch=None, to_tag=None):
+        branch = branch or "z9hG4bK" + uuid.uuid4().hex[:12]
+        to = "<sip:%s@127.0.0.1>" % self.user
+        if to_tag or self.to_tag:
+            to += ";tag=" + (to_tag or self.to_tag)
+        lines = ["%s sip:%s@127.0.0.1:%d SIP/2.0" % (method, self.user, self.daemon[1]),
+                 "Via: SIP/2.0/%s 127.0.0.1:%d;branch=%s;rport" % (self.tp, self.peer.port,
+                                                                  branch),
+                 "Max-Forwards: 70",
+                 "From: <sip:+4930123@carrier.test>;tag=%s" % self.tag, "To: %s" % to,
+                 "Call-ID: %s" % self.call_id,
+                 "CSeq: %d %s" % (cseq or self.cseq, method)]
+        if extra:
+            lines.append(extra.rstrip("\r\n"))
+        if body:
+            lines.append("Content-Type: application/sdp")
+        lines.append("Content-Length: %d" % len(body.encode()))
+        return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
+
+    def invite(self, extra="Contact: <sip:carrier@127.0.0.1>", body=OFFER):
+        self.invite_msg = self.request("INVITE", extra=extra, body=body)
+        self.peer.send(self.invite_msg, self.daemon)
+
+    def final(self, timeout=5):
+        raw, first, hdrs, body = self.peer.expect(lambda f, h, b: (status(f) or 0) >= 200,
+                                                  "final response", timeout)
+        m = re.search(r";\s*tag=([^;>\s]+)", hdrs["to"][0])
+        self.to_tag = m.group(1) if m else None
+        return raw, first, hdrs, body
+
+    def ack(self):
+        self.peer.send(self.request("ACK", cseq=1), self.daemon)
+
+    def bye(self):
+        self.cseq += 1
+        self.peer.send(self.request("BYE", cseq=self.cseq), self.daemon)
+        return self.peer.expect(lambda f, h, b: status(f) and h["cseq"][0].endswith("BYE"),
+                                "response to BYE")
+
+
+def ctl(sock, *args):
+    r = run([binary("srtpbridgectl"), "-s", sock, "--json"] + list(args), timeout=30)
+    return r.returncode, json.loads(r.stdout) if r.stdout.strip() else None
+
+
+class CallEdgesTest(DaemonTestCase):
+    def start(self, tp="udp", ivr_host="127.0.0.1", ring=120):
+        self.port, self.peer_port, self.ivr, self.ivr_peer = harness.free_ports(4)
+        self.ctl_sock = self.tmp.join("ctl.sock")
+        text = harness.render(CONFIG, CTL=self.ctl_sock, MEDIA=harness.free_media_range(16), TP=tp,
+                              PORT=self.port, PEER=self.peer_port, IVR=self.ivr,
+                              IVR_PEER=self.ivr_peer, IVR_HOST=ivr_host, RING=ring)
+        self.daemon = self.start_daemon(self.tmp.write("sbc.ini", text))
+        self.daemon.wait_ready()
+        self.ivr_sock = Peer(self, tp, self.ivr_peer)
+        if tp == "udp":
+            self.carrier_sock = Peer(self, tp, self.peer_port)
+        else:
+            self.carrier_sock = Peer(self, tp, connect=self.port)
+            self.carrier_sock.port = self.carrier_sock.sock.getsockname()[1]
+        self.carrier = Carrier(self.carrier_sock, self.port, tp.upper())
+
+    def assert_idle(self):
+        """No call left and every port back, waited for with a deadline."""
+        deadline = time.monotonic() + 10
+        while True:
+            rc, st = ctl(self.ctl_sock, "stats")
+            self.assertEqual(rc, 0)
+            if st["calls_active"] == 0 and st["ports"]["in_use"] == 0:
+                return st
+            self.assertLess(time.monotonic(), deadline, st)
+            time.sleep(0.05)
+
+    def ivr_invite(self):
+        return self.ivr_sock.expect(lambda f, h, b: f.startswith("INVITE "), "INVITE on leg B")
+
+    # --- refusals before leg B ---
+
+    def test_max_forwards_zero_is_483(self):
+        self.start()
+        msg = self.carrier.request("INVITE", extra="Contact: <sip:carrier@127.0.0.1>",
+                                   body=OFFER)
+        self.carrier_sock.send(msg.replace(b"Max-Forwards: 70", b"Max-Forwards: 0"),
+                               self.carrier.daemon)
+        _, first, hdrs, _ = self.carrier.final()
+        self.assertEqual(status(first), 483)
+        self.assertIn("Max-Forwards", hdrs["warning"][0])
+        self.assertIsNone(self.ivr_sock.recv(0.3), "leg B must not be tried")
+        self.assert_idle()
+        # and one hop left is one hop less on leg B
+        self.carrier = Carrier(self.carrier_sock, self.port)
+        msg = self.carrier.request("INVITE", extra="Contact: <sip:carrier@127.0.0.1>",
+                                   body=OFFER)
+        self.carrier_sock.send(msg.replace(b"Max-Forwards: 70", b"Max-Forwards: 1"),
+                               self.carrier.daemon)
+        inv, _, ihdrs, _ = self.ivr_invite()
+        self.assertEqual(ihdrs["max-forwards"], ["0"])
+        self.ivr_sock.send(respond(inv, 486, "Busy Here", "ivr1"))
+        self.carrier.final()
+        self.carrier.ack()
+        self.assert_idle()
+
+    def test_no_contact_is_400(self):
+        self.start()
+        self.carrier.invite(extra="X-No-Contact: yes")
+        _, first, hdrs, _ = self.carrier.final()
+        self.assertEqual(status(first), 400)
+        self.assertIn("Contact", hdrs["warning"][0])
+        self.assertIsNone(self.ivr_sock.recv(0.3), "leg B must not be tried")
+        self.assert_idle()
+
+    def test_no_sdp_is_488(self):
+        self.start()
+        self.carrier.invite(body="")
+        _, first, hdrs, _ = self.carrier.final()
+        self.assertEqual(status(first), 488)
+        self.assertIn("without an SDP offer", hdrs["warning"][0])
+        self.assert_idle()
+
+    # --- leg B's failures ---
+
+    def failure(self, code, reason, extra=""):
+        self.carrier.invite()
+        inv, _, _, _ = self.ivr_invite()
+        self.ivr_sock.send(respond(inv, code, reason, "ivr1", extra=extra))
+        self.ivr_sock.expect(lambda f, h, b: f.startswith("ACK "), "ACK of %d" % code)
+        raw, first, hdrs, _ = self.carrier.final()
+        self.carrier.ack()
+        return first, hdrs
+
+    def test_busy_relayed_with_its_reason(self):
+        self.start()
+        first, hdrs = self.failure(486, "Busy Here", 'Reason: Q.850;cause=17;text="User busy"')
+        self.assertEqual(status(first), 486)
+        self.assertEqual(hdrs["reason"], ['Q.850;cause=17;text="User busy"'])
+        self.assert_idle()
+
+    def test_redirect_becomes_480(self):
+        self.start()
+        first, hdrs = self.failure(302, "Moved Temporarily",
+                                   "Contact: <sip:secret-ivr@10.9.9.9>")
+        self.assertEqual(status(first), 480)
+        self.assertIn("redirects are not followed", hdrs["warning"][0])
+        self.assertNotIn("contact", hdrs)
+        self.assert_idle()
+
+    def test_challenge_becomes_403(self):
+        self.start()
+        first, hdrs = self.failure(407, "Proxy Authentication Required",
+                                   'Proxy-Authenticate: Digest realm="ivr", nonce="abc"')
+        self.assertEqual(status(first), 403)
+        self.assertNotIn("proxy-authenticate", hdrs)
+        self.assert_idle()
+
+    def test_ring_timeout(self):
+        self.start(ring=1)
+        mark = self.daemon.log_mark()
+        self.carrier.invite()
+        inv, _, _, _ = self.ivr_invite()
+        self.ivr_sock.send(respond(inv, 180, "Ringing", "ivr1",
+                                   "Contact: <sip:ivr@127.0.0.1:%d>" % self.ivr_peer))
+        t0 = time.monotonic()
+        cancel, _, chdrs, _ = self.ivr_sock.expect(lambda f, h, b: f.startswith("CANCEL "),
+                                                   "CANCEL after ring_timeout")
+        self.assertGreaterEqual(time.monotonic() - t0, 0.8)
+        self.assertRegex(chdrs["reason"][0], r'^SIP;cause=408;text="ring_timeout: ')
+        _, first, hdrs, _ = self.carrier.final()
+        self.assertEqual(status(first), 408)
+        self.assertRegex(hdrs["reason"][0], r'^SIP;cause=408;text="ring_timeout')
+        self.carrier.ack()
+        self.ivr_sock.send(respond(cancel, 200, "OK", "ivr1"))
+        self.ivr_sock.send(respond(inv, 487, "Request Terminated", "ivr1"))
+        self.ivr_sock.expect(lambda f, h, b: f.startswith("ACK "), "ACK of the 487")
+        self.daemon.wait_for_log(msg="ring timeout", since=mark)
+        self.assert_idle()
+
+    # --- a call ---
+
+    def answer(self):
+        """Leg B rings and answers; leg A gets the 200 and ACKs it."""
+        inv, _, ihdrs, _ = self.ivr_invite()
+        self.ivr_sock.send(respond(inv, 200, "OK", "ivr1",
+                                   "Contact: <sip:ivr@127.0.0.1:%d>" % self.ivr_peer, ANSWER))
+        self.ivr_sock.expect(lambda f, h, b: f.startswith("ACK "), "ACK on leg B")
+        raw, first, hdrs, body = self.carrier.final()
+        self.assertEqual(status(first), 200)
+        self.assertIn("RTP/SAVP", body)
+        self.assertEqual(len(re.findall(r"a=crypto:", body)), 1)
+        self.carrier.ack()
+        return inv, ihdrs
+
+    def test_reinvite_refused_call_goes_on(self):
+        self.start()
+        self.carrier.invite()
+        self.answer()
+        self.carrier.cseq += 1
+        self.carrier_sock.send(self.carrier.request("INVITE", cseq=self.carrier.cseq,
+                                                    extra="Contact: <sip:carrier@127.0.0.1>",
+                                                    body=OFFER), self.carrier.daemon)
+        _, first, hdrs, _ = self.carrier_sock.expect(lambda f, h, b: (status(f) or 0) >= 200,
+                                                     "answer to the re-INVITE")
+        self.assertEqual(status(first), 488)
+        self.carrier_sock.send(self.carrier.request("ACK", cseq=self.carrier.cseq),
+                               self.carrier.daemon)
+        rc, calls = ctl(self.ctl_sock, "calls")
+        self.assertEqual(len(calls["calls"]), 1)
+        self.assertEqual(calls["calls"][0]["state"], "confirmed")
+        self.carrier.bye()
+        bye, _, bhdrs, _ = self.ivr_sock.expect(lambda f, h, b: f.startswith("BYE "),
+                                                "BYE on leg B")
+        self.ivr_sock.send(respond(bye, 200, "OK"))
+        self.assert_idle()
+
+    def test_drain_keeps_the_call_refuses_new_ones(self):
+        self.start()
+        self.carrier.invite()
+        self.answer()
+        rc, _ = ctl(self.ctl_sock, "drain")
+        self.assertEqual(rc, 0)
+        second = Carrier(self.carrier_sock, self.port)
+        second.invite()
+        _, first, hdrs, _ = second.final()
+        self.assertEqual(status(first), 503)
+        self.assertNotIn("retry-after", hdrs)
+        self.assertTrue(self.daemon.running(), "the call in progress keeps the daemon")
+        self.carrier.bye()
+        bye, _, _, _ = self.ivr_sock.expect(lambda f, h, b: f.startswith("BYE "), "BYE on B")
+        self.ivr_sock.send(respond(bye, 200, "OK"))
+        self.assertEqual(self.daemon.wait(timeout=10), 0)
+
+    def test_tcp_on_both_legs(self):
+        self.start(tp="tcp")
+        self.carrier.invite(extra="Contact: <sip:carrier@127.0.0.1;transport=tcp>")
+        inv, ihdrs = self.answer()
+        self.assertTrue(ihdrs["via"][0].startswith("SIP/2.0/TCP 127.0.0.1:%d;" % self.ivr))
+        self.assertIn("transport=tcp", ihdrs["contact"][0])
+        self.carrier.bye()
+        bye, _, _, _ = self.ivr_sock.expect(lambda f, h, b: f.startswith("BYE "), "BYE on B")
+        self.ivr_sock.send(respond(bye, 200, "OK"))
+        self.assert_idle()
+
+    def test_peer_by_host_name(self):
+        self.start(ivr_host="localhost")
+        self.daemon.wait_for_log(msg="peer name resolved", host="localhost")
+        self.carrier.invite()
+        inv, _, _, _ = self.ivr_invite()
+        self.assertTrue(inv.startswith(b"INVITE sip:8011000@localhost:%d " % self.ivr_peer))
+        self.ivr_sock.send(respond(inv, 486, "Busy Here", "ivr1"))
+        _, first, _, _ = self.carrier.final()
+        self.assertEqual(status(first), 486)
+        self.carrier.ack()
+        self.assert_idle()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
