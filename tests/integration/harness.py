@@ -133,26 +133,11 @@ _ports_lock = threading.Lock()
 
 
 def free_port():
-    """A port number that is free on 127.0.0.1 for both TCP and UDP right now."""
-    for _ in range(200):
-        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            tcp.bind((LOOPBACK, 0))
-            port = tcp.getsockname()[1]
-            try:
-                udp.bind((LOOPBACK, port))
-            except OSError:
-                continue
-            with _ports_lock:
-                if port in _handed_out:
-                    continue
-                _handed_out.add(port)
-            return port
-        finally:
-            tcp.close()
-            udp.close()
-    raise RuntimeError("no free port on 127.0.0.1 after 200 tries")
+    """A port number that is free on 127.0.0.1 for both TCP and UDP right now,
+    from below the kernel's ephemeral range (QUIET_PORTS): there no bind(0)
+    or outgoing connection of another process takes it before the daemon
+    binds it."""
+    return free_block(1, tcp=True)
 
 
 def free_ports(n):
