@@ -1094,7 +1094,7 @@ static void on_bye(struct b2bua *b, struct txn *t, osip_message_t *req, struct l
 	respond_plain(t, req, 200, l->tag, NULL);
 	dialog_set_state(l->dlg, DIALOG_TERMINATED);
 	snprintf(text, sizeof(text), "BYE from leg %s", l->is_a ? "A" : "B");
-	LOG_INFO(c->id, "BYE", LF_S("leg", l->is_a ? "a" : "b"));
+	LOG_DEBUG(c->id, "BYE", LF_S("leg", l->is_a ? "a" : "b"));
 	switch (c->state) {
 	case CALL_CALLING:
 		/* 15: the caller may end an early dialog with BYE */
