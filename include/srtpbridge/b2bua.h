@@ -36,8 +36,10 @@ struct b2bua_hooks {
  * hooks is copied (NULL: none). Returns 0 or ENOMEM. */
 int b2bua_create(struct b2bua **out, struct event_base *base, struct sipcore *sip,
 		 struct portpool *pool, const struct b2bua_hooks *hooks);
-/* Ends every call at once (no BYE: the process is going), gives their ports
- * back, and stops being sip's TU. NULL-safe. */
+/* Ends every call at once with Reason: SIP;cause=503;text="srtpbridge
+ * stopped" (BYE on both legs of an answered call, 503 to leg A and a CANCEL
+ * to leg B of one still ringing), without waiting for answers; gives their
+ * ports back and stops being sip's TU. NULL-safe. */
 void b2bua_destroy(struct b2bua *b);
 
 /* Drain: new INVITEs get 503 from sipcore; calls in progress go on. */

@@ -1318,13 +1318,44 @@ int b2bua_create(struct b2bua **out, struct event_base *base, struct sipcore *si
 	return 0;
 }
 
+/* The process is going (drain_timeout, or a stop): each call is ended the
+ * way srtpbridge ends calls, with a Reason, as far as one pass of sends
+ * allows; nothing waits for the answers. */
+static void end_at_exit(struct call *c)
+{
+	static const char text[] = "srtpbridge stopped";
+	char reason[REASON_MAX];
+
+	reason_value(reason, sizeof(reason), 503, text);
+	c->b2b->st.ended_by_us++;
+	switch (c->state) {
+	case CALL_CALLING:
+		respond_a(c, 503, NULL, 0, text, reason);
+		snprintf(c->cancel_reason, sizeof(c->cancel_reason), "%s", reason);
+		if (c->b_provisional)
+			send_cancel_b(c);
+		break;
+	case CALL_CANCELLING:
+		break;
+	case CALL_ENDING:
+		send_in_dialog(&c->a, "BYE", reason, false);
+		break;
+	case CALL_ANSWERED:
+	case CALL_CONFIRMED:
+		send_in_dialog(&c->a, "BYE", reason, false);
+		send_in_dialog(&c->b, "BYE", reason, false);
+		break;
+	}
+	call_free(c, text);
+}
+
 void b2bua_destroy(struct b2bua *b)
 {
 	if (!b)
 		return;
-	sipcore_set_tu(b->sip, NULL);
 	while (b->calls)
-		call_free(b->calls, "srtpbridge stopped");
+		end_at_exit(b->calls);
+	sipcore_set_tu(b->sip, NULL);
 	for (size_t i = 0; i < b->ncounts; i++)
 		free(b->counts[i].name);
 	free(b->counts);

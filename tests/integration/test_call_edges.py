@@ -25,6 +25,7 @@ control_socket = @CTL@
 metrics_listen =
 media_ports = @MEDIA@
 media_port_quarantine = 0
+drain_timeout = @DRAIN@
 
 [trunk:carrier]
 listen = @TP@:127.0.0.1:@PORT@
@@ -227,12 +228,13 @@ def ctl(sock, *args):
 
 
 class CallEdgesTest(DaemonTestCase):
-    def start(self, tp="udp", ivr_host="127.0.0.1", ring=120):
+    def start(self, tp="udp", ivr_host="127.0.0.1", ring=120, drain=300):
         self.port, self.peer_port, self.ivr, self.ivr_peer = harness.free_ports(4)
         self.ctl_sock = self.tmp.join("ctl.sock")
         text = harness.render(CONFIG, CTL=self.ctl_sock, MEDIA=harness.free_media_range(16), TP=tp,
                               PORT=self.port, PEER=self.peer_port, IVR=self.ivr,
-                              IVR_PEER=self.ivr_peer, IVR_HOST=ivr_host, RING=ring)
+                              IVR_PEER=self.ivr_peer, IVR_HOST=ivr_host, RING=ring,
+                              DRAIN=drain)
         self.daemon = self.start_daemon(self.tmp.write("sbc.ini", text))
         self.daemon.wait_ready()
         self.ivr_sock = Peer(self, tp, self.ivr_peer)
@@ -409,6 +411,35 @@ class CallEdgesTest(DaemonTestCase):
         self.carrier.bye()
         bye, _, _, _ = self.ivr_sock.expect(lambda f, h, b: f.startswith("BYE "), "BYE on B")
         self.ivr_sock.send(respond(bye, 200, "OK"))
+        self.assertEqual(self.daemon.wait(timeout=10), 0)
+
+    def test_drain_timeout_ends_calls_with_a_reason(self):
+        self.start(drain=1)
+        self.carrier.invite()
+        self.answer()
+        ringing = Carrier(self.carrier_sock, self.port)
+        ringing.invite()
+        inv2, _, _, _ = self.ivr_invite()
+        self.ivr_sock.send(respond(inv2, 180, "Ringing", "ivr2",
+                                   "Contact: <sip:ivr@127.0.0.1:%d>" % self.ivr_peer))
+        self.carrier_sock.expect(lambda f, h, b: status(f) == 180, "180 of the second call")
+        self.daemon.send_signal(__import__("signal").SIGTERM)
+        want = 'SIP;cause=503;text="srtpbridge stopped"'
+        # the answered call: BYE on both legs; the ringing one: 503 to leg A,
+        # CANCEL to leg B
+        got = {}
+        for _ in range(2):
+            _, first, hdrs, _ = self.carrier_sock.expect(
+                lambda f, h, b: f.startswith("BYE ") or status(f) == 503,
+                "BYE and 503 on leg A", timeout=5)
+            got[first.split(" ")[0] if first.startswith("BYE") else "503"] = hdrs["reason"]
+        self.assertEqual(got, {"BYE": [want], "503": [want]})
+        got = {}
+        for _ in range(2):
+            _, first, hdrs, _ = self.ivr_sock.expect(
+                lambda f, h, b: f.startswith(("BYE ", "CANCEL ")), "BYE and CANCEL on leg B")
+            got[first.split(" ")[0]] = hdrs["reason"]
+        self.assertEqual(got, {"BYE": [want], "CANCEL": [want]})
         self.assertEqual(self.daemon.wait(timeout=10), 0)
 
     def test_tcp_on_both_legs(self):
