@@ -35,6 +35,7 @@ void sipcore_drain(struct sipcore *s);
 struct sipcore_stats {
 	uint64_t requests, responses;
 	uint64_t unknown_source, malformed, keepalives;
+	uint64_t send_drops; /* UDP sends lost to a full socket buffer (retransmission covers) */
 	uint64_t responses_sent[7]; /* by class: [1] = 1xx ... [6] = 6xx */
 };
 void sipcore_get_stats(const struct sipcore *s, struct sipcore_stats *out);

@@ -180,7 +180,8 @@ int sipmsg_status(const osip_message_t *m);	    /* 0 for a request */
 unsigned sipmsg_via_count(const osip_message_t *m);
 int sipmsg_top_via(const osip_message_t *m, struct sipmsg_via *out); /* 0, ENOENT, EBADMSG */
 const char *sipmsg_branch(const osip_message_t *m); /* top Via branch; NULL when none */
-int sipmsg_cseq(const osip_message_t *m, uint32_t *number, const char **method);
+int sipmsg_cseq(const osip_message_t *m, uint32_t *number,
+		const char **method); /* method may be NULL */
 /* Call-ID as written (libosip2 keeps it in two halves around '@'), copied
  * into buf: 0, ENOENT or ENOSPC. */
 int sipmsg_call_id(const osip_message_t *m, char *buf, size_t size);

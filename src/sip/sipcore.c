@@ -94,6 +94,15 @@ static int on_txn_send(void *arg, const struct txn_addr *to, bool reliable, cons
 		transport_send(s->tp, to->local, to->transport, (const struct sockaddr *)&to->addr,
 			       to->addrlen, to->conn, trunk, buf, len);
 
+	/* A full socket buffer loses a datagram the way the network may: the
+	 * transaction's retransmissions cover it. Failing the transaction
+	 * instead would end a call over a transient burst (and an INVITE server
+	 * transaction gone early takes the next retransmission for a new call). */
+	if (err && to->transport == SIP_TP_UDP &&
+	    (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS)) {
+		s->st.send_drops++;
+		return 0;
+	}
 	if (!err)
 		sent(s, buf, len, (const struct sockaddr *)&to->addr);
 	return err;

@@ -1945,7 +1945,8 @@ int sipmsg_cseq(const osip_message_t *m, uint32_t *number, const char **method)
 	if (!all_digits(n) || digits_value(n, UINT32_MAX) > UINT32_MAX)
 		return EBADMSG;
 	*number = (uint32_t)digits_value(n, UINT32_MAX);
-	*method = m->cseq->method;
+	if (method)
+		*method = m->cseq->method;
 	return 0;
 }
 

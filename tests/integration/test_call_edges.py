@@ -302,6 +302,25 @@ class CallEdgesTest(DaemonTestCase):
         self.assertIn("without an SDP offer", hdrs["warning"][0])
         self.assert_idle()
 
+    def test_merged_request_is_482(self):
+        # RFC 3261 8.2.2.2: the same INVITE in another transaction (a new
+        # branch) is not a second call
+        self.start()
+        self.carrier.invite()
+        inv, _, _, _ = self.ivr_invite()
+        again = re.sub(rb"branch=z9hG4bK[0-9a-f]+", b"branch=z9hG4bKmerged1",
+                       self.carrier.invite_msg)
+        self.carrier_sock.send(again, self.carrier.daemon)
+        _, first, hdrs, _ = self.carrier_sock.expect(lambda f, h, b: status(f) == 482, "482")
+        self.assertIn("merged request", hdrs["warning"][0])
+        self.assertIsNone(self.ivr_sock.recv(0.3), "no second INVITE on leg B")
+        rc, st = ctl(self.ctl_sock, "stats")
+        self.assertEqual(st["calls_active"], 1)
+        self.ivr_sock.send(respond(inv, 486, "Busy Here", "ivr1"))
+        self.carrier.final()
+        self.carrier.ack()
+        self.assert_idle()
+
     # --- leg B's failures ---
 
     def failure(self, code, reason, extra=""):
