@@ -1,6 +1,7 @@
 /* srtpbridge: the daemon's command line, start-up and main loop. */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -213,6 +214,12 @@ static int run(const char *path)
 	char why[256];
 	int err;
 
+	/* Calls allocate and free the same sizes thousands of times a second:
+	 * memory glibc gave back to the kernel at each free would come back as
+	 * fresh zeroed pages at the next call (a tenth of a call's cost in
+	 * page faults, measured with bench/cps). Keep up to 64 MiB. */
+	mallopt(M_TRIM_THRESHOLD, 64 << 20);
+	mallopt(M_TOP_PAD, 4 << 20);
 	log_init(2);
 	LOG_INFO(NULL, "starting", LF_S("version", SRTPBRIDGE_VERSION), LF_S("config", path));
 	err = config_load(path, 0, &cfg, &probs);

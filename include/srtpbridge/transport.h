@@ -24,6 +24,7 @@
 #define TRANSPORT_FIRST_TIMEOUT	       10  /* s from accept to the first complete message */
 #define TRANSPORT_IDLE_TIMEOUT	       600 /* s without traffic before an unheld stream closes */
 #define TRANSPORT_KEEPALIVE	       30  /* s between CRLF pings on idle outbound streams */
+#define TRANSPORT_UDP_BUFFER	       (8 << 20) /* bytes asked for each UDP socket's buffers */
 
 struct event_base;
 struct transport;

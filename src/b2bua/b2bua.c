@@ -128,6 +128,7 @@ struct b2bua {
 	struct leg **table; /* by Call-ID */
 	struct call *calls;
 	struct trunk_count *counts; /* calls per trunk name, for max_calls */
+	char *sdp; /* SDP_MAX_BYTES of scratch for one rewrite at a time, wiped after */
 	size_t ncounts;
 	struct b2bua_stats st;
 };
@@ -668,6 +669,7 @@ static void new_call(struct b2bua *b, struct txn *t, osip_message_t *req,
 	char buf_why[700], why_dest[160], cid[CALL_ID_MAX], *buf = NULL;
 	char branch[24] = "z9hG4bK";
 	unsigned nstreams;
+	size_t used = SDP_MAX_BYTES; /* of buf to wipe */
 	int status = 0, err;
 
 	if (sipmsg_call_id(req, cid, sizeof(cid))) {
@@ -715,8 +717,8 @@ static void new_call(struct b2bua *b, struct txn *t, osip_message_t *req,
 	}
 
 	c = calloc(1, sizeof(*c));
-	buf = malloc(SDP_MAX_BYTES);
-	if (!c || !buf) {
+	buf = b->sdp;
+	if (!c) {
 		reject(b, t, req, 500, "out of memory", NULL);
 		goto out;
 	}
@@ -766,6 +768,8 @@ static void new_call(struct b2bua *b, struct txn *t, osip_message_t *req,
 	media_session_ports(c->media, MEDIA_LEG_B, ports, OA_MAX_STREAMS);
 	err = oa_offer(c->a.oa, c->b.oa, (struct slice){ sdp, sdplen }, ports, OA_MAX_STREAMS, buf,
 		       SDP_MAX_BYTES, &res);
+	if (!err && !res.status)
+		used = res.len + 1;
 	if (err || res.status) {
 		reject(b, t, req, err ? 500 : res.status,
 		       err ? "the offer could not be rewritten" : res.reason,
@@ -823,8 +827,7 @@ static void new_call(struct b2bua *b, struct txn *t, osip_message_t *req,
 	c = NULL;
 out:
 	if (buf)
-		OPENSSL_cleanse(buf, SDP_MAX_BYTES);
-	free(buf);
+		OPENSSL_cleanse(buf, used < SDP_MAX_BYTES ? used : SDP_MAX_BYTES);
 	osip_message_free(inv);
 	if (c) {
 		c->a.dest.conn = 0; /* held only once the call exists */
@@ -906,9 +909,7 @@ static void b_provisional(struct call *c, osip_message_t *resp)
 	/* 12.1.2: an early dialog from a provisional response with a To tag */
 	if (!c->b.dlg && sipmsg_to_tag(resp))
 		dialog_create_uac(&c->b.dlg, txn_get_request(c->b.invite), resp);
-	buf = malloc(SDP_MAX_BYTES);
-	if (!buf)
-		return;
+	buf = c->b2b->sdp;
 	status = answer_for_a(c, resp, buf, &len, why, sizeof(why));
 	if (status) {
 		LOG_INFO(c->id, "early answer refused", LF_I("status", status),
@@ -922,8 +923,7 @@ static void b_provisional(struct call *c, osip_message_t *resp)
 		}
 		respond_a(c, code, buf, len, NULL, NULL);
 	}
-	OPENSSL_cleanse(buf, SDP_MAX_BYTES);
-	free(buf);
+	OPENSSL_cleanse(buf, status ? SDP_MAX_BYTES : len + 1);
 }
 
 /* Leg B's 2xx: ACKed at once, and each retransmission again (13.2.2.4). */
@@ -1011,10 +1011,8 @@ static void b_2xx(struct call *c, struct txn *t, osip_message_t *resp)
 		call_free(c, "leg B answered after the call was cancelled");
 		return;
 	}
-	buf = malloc(SDP_MAX_BYTES);
-	status = buf ? answer_for_a(c, resp, buf, &len, why, sizeof(why)) : 500;
-	if (!buf)
-		snprintf(why, sizeof(why), "out of memory");
+	buf = c->b2b->sdp;
+	status = answer_for_a(c, resp, buf, &len, why, sizeof(why));
 	if (!status && !len && !c->answered_early) {
 		status = 488;
 		snprintf(why, sizeof(why), "leg B answered without SDP");
@@ -1050,9 +1048,7 @@ static void b_2xx(struct call *c, struct txn *t, osip_message_t *resp)
 	}
 	event_add(&c->deadline, &(struct timeval){ .tv_sec = 64 * T1_MS / 1000 });
 out:
-	if (buf)
-		OPENSSL_cleanse(buf, SDP_MAX_BYTES);
-	free(buf);
+	OPENSSL_cleanse(buf, status ? SDP_MAX_BYTES : len + 1);
 }
 
 /* RFC 3261 leaves a B2BUA free in what it relays; these are not relayed as
@@ -1348,7 +1344,10 @@ int b2bua_create(struct b2bua **out, struct event_base *base, struct sipcore *si
 	if (!b)
 		return ENOMEM;
 	b->table = calloc(NBUCKETS, sizeof(*b->table));
-	if (!b->table) {
+	b->sdp = malloc(SDP_MAX_BYTES);
+	if (!b->table || !b->sdp) {
+		free(b->table);
+		free(b->sdp);
 		free(b);
 		return ENOMEM;
 	}
@@ -1405,6 +1404,8 @@ void b2bua_destroy(struct b2bua *b)
 		free(b->counts[i].name);
 	free(b->counts);
 	free(b->table);
+	OPENSSL_cleanse(b->sdp, SDP_MAX_BYTES);
+	free(b->sdp);
 	free(b);
 }
 

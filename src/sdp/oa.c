@@ -83,6 +83,14 @@ struct oa_leg {
 
 /* ---- small helpers ---- */
 
+/* The bytes of a writer's buffer that may hold anything: what it wrote and
+ * its NUL, or all of it after an overflow. Wiping only those keeps a call's
+ * cost off a 16 KiB memset per SDP. */
+static size_t written(const struct sdp_writer *w)
+{
+	return w->overflow ? w->size : (w->n < w->size ? w->n + 1 : w->size);
+}
+
 static void crypto1_wipe(struct crypto1 *c)
 {
 	OPENSSL_cleanse(c, sizeof(*c));
@@ -612,7 +620,7 @@ int oa_offer(struct oa_leg *from, struct oa_leg *to, struct slice sdp, const uin
 				    s->offered, s->p_secure ? s->noffered : 0);
 	}
 	err = finish(to, &body, out, size, &res->len);
-	OPENSSL_cleanse(buf, SDP_MAX_BYTES);
+	OPENSSL_cleanse(buf, written(&body));
 	free(buf);
 	if (err) {
 		clear_pending(from);
@@ -824,7 +832,7 @@ int oa_answer(struct oa_leg *from, struct oa_leg *to, struct slice sdp, const ui
 		}
 	}
 	err = finish(to, &body, out, size, &res->len);
-	OPENSSL_cleanse(buf, SDP_MAX_BYTES);
+	OPENSSL_cleanse(buf, written(&body));
 	free(buf);
 	if (!err) {
 		commit_answer(from, &in, a, res);

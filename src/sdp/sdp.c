@@ -314,7 +314,8 @@ void sdp_putf(struct sdp_writer *w, char type, const char *fmt, ...)
 		w->overflow = true;
 	else
 		sdp_put(w, type, (struct slice){ line, (size_t)n });
-	OPENSSL_cleanse(line, sizeof(line)); /* an a=crypto line passes here */
+	/* an a=crypto line passes here; only what vsnprintf wrote needs wiping */
+	OPENSSL_cleanse(line, n < 0 || (size_t)n >= sizeof(line) ? sizeof(line) : (size_t)n + 1);
 }
 
 size_t sdp_writer_finish(struct sdp_writer *w)
