@@ -163,9 +163,18 @@ int txn_request(struct txn_layer *l, osip_message_t *req, const struct txn_addr 
  * called before this returns). */
 int txn_respond(struct txn *t, osip_message_t *resp);
 
+/* Resends the last response of server transaction t byte for byte: the
+ * TU's retransmission of its 2xx while Accepted (RFC 6026), without building
+ * it again. 0, EINVAL (no response yet, not a server transaction,
+ * terminated) or the send error (t is left as it is). */
+int txn_retransmit(struct txn *t);
+
 /* Sends msg outside any transaction (the ACK for a 2xx, a stateless
  * answer). Takes msg. 0, EINVAL, ENOMEM or the send error. */
 int txn_layer_send(struct txn_layer *l, osip_message_t *msg, const struct txn_addr *to);
+/* The same for bytes already serialised (an ACK kept for the 2xx
+ * retransmissions it answers). Borrows buf. 0, EINVAL or the send error. */
+int txn_layer_send_buf(struct txn_layer *l, const char *buf, size_t len, const struct txn_addr *to);
 
 /* The INVITE server transaction a CANCEL request cancels (RFC 3261 9.2,
  * matched by 17.2.3 with method INVITE), or NULL. Borrows cancel; returns

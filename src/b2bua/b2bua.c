@@ -85,8 +85,9 @@ struct leg {
 	struct txn_addr dest; /* where this leg's requests go */
 	struct txn *invite;   /* leg A: the INVITE server transaction; leg B: client */
 	struct txn *cancel;   /* leg B: our CANCEL */
-	osip_message_t *ack;  /* leg B: our ACK of its 2xx, for each retransmission */
-	struct leg *next;     /* in the Call-ID table */
+	char *ack;	      /* leg B: our ACK of its 2xx, serialised, for each retransmission */
+	size_t ack_len;
+	struct leg *next; /* in the Call-ID table */
 };
 
 struct call {
@@ -106,8 +107,8 @@ struct call {
 	char bye_reason[REASON_MAX];	/* the Reason of a BYE to leg A after its ACK */
 	char *a_answer;			/* the SDP answer leg A got, for a 2xx without SDP */
 	size_t a_answer_len;
-	osip_message_t *a_2xx; /* our 2xx to leg A, retransmitted until its ACK */
-	uint32_t a_2xx_ms;     /* the next retransmission interval */
+	bool a_2xx;	   /* leg A has our 2xx, retransmitted until its ACK */
+	uint32_t a_2xx_ms; /* the next retransmission interval */
 	struct event retrans, deadline, ring;
 	uint64_t start_ms, answer_ms;
 	struct call *prev, *next; /* every call, newest first */
@@ -241,18 +242,6 @@ static unsigned trunk_calls(const struct b2bua *b, const char *name)
 
 /* ---- messages ---- */
 
-/* A copy of m, or NULL. (A function of its own: gcc 12 at -O3 sees a
- * dangling pointer in a caller that passes &local to osip_message_clone and
- * then hands the copy on.) */
-static osip_message_t *clone_of(const osip_message_t *m)
-{
-	osip_message_t *copy = NULL;
-
-	if (!m || osip_message_clone(m, &copy) != 0)
-		return NULL;
-	return copy;
-}
-
 /* RFC 3326: SIP;cause=N;text="..." with the text a quoted-string: '"' and
  * '\\' escaped, control bytes dropped, cut to fit. */
 static void reason_value(char *buf, size_t size, int cause, const char *text)
@@ -330,10 +319,8 @@ static int respond_a(struct call *c, int status, const char *sdp, size_t len, co
 		err = sipmsg_header_add(resp, "Reason", reason);
 	if (!err && len)
 		err = sipmsg_set_body(resp, "application/sdp", sdp, len);
-	if (!err && status >= 200 && status < 300) {
-		c->a_2xx = clone_of(resp);
-		err = c->a_2xx ? 0 : ENOMEM;
-	}
+	if (!err && status >= 200 && status < 300)
+		c->a_2xx = true;
 	if (err) {
 		osip_message_free(resp);
 		return err;
@@ -448,7 +435,7 @@ static void leg_free(struct b2bua *b, struct leg *l)
 	table_del(b, l);
 	cut_loose(l->invite);
 	cut_loose(l->cancel);
-	osip_message_free(l->ack);
+	free(l->ack);
 	free(l->call_id);
 	dialog_destroy(l->dlg);
 	oa_leg_destroy(l->oa);
@@ -484,7 +471,6 @@ static void call_free(struct call *c, const char *why)
 	leg_free(b, &c->a);
 	leg_free(b, &c->b);
 	media_session_destroy(c->media);
-	osip_message_free(c->a_2xx);
 	if (c->a_answer)
 		OPENSSL_cleanse(c->a_answer, c->a_answer_len);
 	free(c->a_answer);
@@ -550,13 +536,10 @@ static void fail_call(struct call *c, int status, const char *warning, int cause
 static void on_retrans(evutil_socket_t fd, short what, void *arg)
 {
 	struct call *c = arg;
-	osip_message_t *copy;
 
 	if ((c->state != CALL_ANSWERED && c->state != CALL_ENDING) || !c->a.invite || !c->a_2xx)
 		return;
-	copy = clone_of(c->a_2xx);
-	if (copy)
-		txn_respond(c->a.invite, copy);
+	txn_retransmit(c->a.invite);
 	c->a_2xx_ms = c->a_2xx_ms * 2 > T2_MS ? T2_MS : c->a_2xx_ms * 2;
 	event_add(&c->retrans, &(struct timeval){ .tv_sec = c->a_2xx_ms / 1000,
 						  .tv_usec = (c->a_2xx_ms % 1000) * 1000 });
@@ -929,23 +912,20 @@ static void b_provisional(struct call *c, osip_message_t *resp)
 /* Leg B's 2xx: ACKed at once, and each retransmission again (13.2.2.4). */
 static void ack_b(struct call *c, struct txn *t, osip_message_t *resp)
 {
-	osip_message_t *ack = NULL, *copy;
+	osip_message_t *ack = NULL;
 
-	if (c->b.ack) {
-		copy = clone_of(c->b.ack);
-		if (copy)
-			txn_layer_send(c->b2b->txn, copy, &c->b.dest);
-		return;
-	}
-	if (dialog_ack(c->b.dlg, txn_get_request(t), resp, &ack))
-		return;
-	if (add_via(ack, c->b.trunk, c->b.dest.transport)) {
+	if (!c->b.ack) {
+		if (dialog_ack(c->b.dlg, txn_get_request(t), resp, &ack))
+			return;
+		if (add_via(ack, c->b.trunk, c->b.dest.transport) ||
+		    sipmsg_serialize(ack, &c->b.ack, &c->b.ack_len)) {
+			osip_message_free(ack);
+			return;
+		}
 		osip_message_free(ack);
-		return;
+		c->b2b->st.acks_sent++;
 	}
-	c->b.ack = clone_of(ack);
-	c->b2b->st.acks_sent++;
-	txn_layer_send(c->b2b->txn, ack, &c->b.dest);
+	txn_layer_send_buf(c->b2b->txn, c->b.ack, c->b.ack_len, &c->b.dest);
 }
 
 /* A 2xx from a leg B that is not the one we took (forking downstream): it
@@ -1260,7 +1240,6 @@ static void tu_stray_response(void *arg, osip_message_t *resp, const struct txn_
 {
 	struct b2bua *b = arg;
 	struct leg *l;
-	osip_message_t *copy;
 	const char *method = NULL;
 	uint32_t n;
 
@@ -1268,9 +1247,8 @@ static void tu_stray_response(void *arg, osip_message_t *resp, const struct txn_
 	    sipmsg_cseq(resp, &n, &method) || strcmp(method, "INVITE") != 0)
 		return;
 	l = table_find(b, resp);
-	copy = l && !l->is_a ? clone_of(l->ack) : NULL;
-	if (copy)
-		txn_layer_send(b->txn, copy, &l->dest);
+	if (l && !l->is_a && l->ack)
+		txn_layer_send_buf(b->txn, l->ack, l->ack_len, &l->dest);
 }
 
 static void leg_b_gone(struct call *c, int status, const char *warning, int cause)

@@ -1269,6 +1269,21 @@ out:
 	return err;
 }
 
+int txn_retransmit(struct txn *t)
+{
+	if (!t || (t->kind != TXN_IST && t->kind != TXN_NIST) || !t->resp_buf ||
+	    t->state == TXN_TERMINATED)
+		return EINVAL;
+	return send_buf(t, t->resp_buf, t->resp_len);
+}
+
+int txn_layer_send_buf(struct txn_layer *l, const char *buf, size_t len, const struct txn_addr *to)
+{
+	if (!l || !buf || !len || !to)
+		return EINVAL;
+	return l->cb.send(l->arg, to, to->transport != SIP_TP_UDP, buf, len);
+}
+
 int txn_layer_send(struct txn_layer *l, osip_message_t *msg, const struct txn_addr *to)
 {
 	char *buf = NULL;
