@@ -110,6 +110,21 @@ struct call {
 	bool a_2xx;	   /* leg A has our 2xx, retransmitted until its ACK */
 	uint32_t a_2xx_ms; /* the next retransmission interval */
 	struct event retrans, deadline, ring;
+	/* A re-INVITE or UPDATE with an offer, relayed from leg `from` to the
+	 * other: one at a time per call (RFC 3261 14.2, RFC 3311 5.2). */
+	struct {
+		bool active;	    /* offered, not yet answered on `from` */
+		bool invite;	    /* re-INVITE (else UPDATE) */
+		bool awaiting_ack;  /* our 2xx to `from`'s re-INVITE awaits its ACK */
+		bool answered;	    /* the other leg's 2xx came */
+		struct leg *from;   /* the leg whose peer offered */
+		struct leg *to;	    /* the other: where our request went */
+		struct txn *server; /* its request's server transaction */
+		struct txn *client; /* ours on the other leg, until it terminates */
+		uint32_t cseq;	    /* of `from`'s re-INVITE, for its ACK */
+		char *ack;	    /* our ACK of the other leg's 2xx, serialised */
+		size_t ack_len;
+	} ri;
 	uint64_t start_ms, answer_ms;
 	struct call *prev, *next; /* every call, newest first */
 };
@@ -443,6 +458,9 @@ static void leg_free(struct b2bua *b, struct leg *l)
 		sipcore_conn_release(b->sip, l->dest.conn);
 }
 
+static int respond_leg(struct leg *l, struct txn *t, int status, const char *sdp, size_t len,
+		       const char *warning, const char *reason);
+
 /* Frees the call now; the caller has sent every message the end needs. */
 static void call_free(struct call *c, const char *why)
 {
@@ -468,6 +486,12 @@ static void call_free(struct call *c, const char *why)
 		if (tc && tc->n)
 			tc->n--;
 	}
+	/* an offer still unanswered when the call ends: 487 (RFC 3261 15.1.2) */
+	if (c->ri.active && c->ri.server && !c->ri.answered)
+		respond_leg(c->ri.from, c->ri.server, 487, NULL, 0, NULL, NULL);
+	cut_loose(c->ri.server);
+	cut_loose(c->ri.client);
+	free(c->ri.ack);
 	leg_free(b, &c->a);
 	leg_free(b, &c->b);
 	media_session_destroy(c->media);
@@ -537,9 +561,13 @@ static void on_retrans(evutil_socket_t fd, short what, void *arg)
 {
 	struct call *c = arg;
 
-	if ((c->state != CALL_ANSWERED && c->state != CALL_ENDING) || !c->a.invite || !c->a_2xx)
+	if (c->ri.awaiting_ack && c->ri.server)
+		txn_retransmit(c->ri.server);
+	else if ((c->state != CALL_ANSWERED && c->state != CALL_ENDING) || !c->a.invite ||
+		 !c->a_2xx)
 		return;
-	txn_retransmit(c->a.invite);
+	else
+		txn_retransmit(c->a.invite);
 	c->a_2xx_ms = c->a_2xx_ms * 2 > T2_MS ? T2_MS : c->a_2xx_ms * 2;
 	event_add(&c->retrans, &(struct timeval){ .tv_sec = c->a_2xx_ms / 1000,
 						  .tv_usec = (c->a_2xx_ms % 1000) * 1000 });
@@ -549,7 +577,11 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct call *c = arg;
 
-	if (c->state == CALL_ANSWERED || c->state == CALL_ENDING) {
+	if (c->ri.awaiting_ack) {
+		c->b2b->st.ack_timeouts++;
+		LOG_INFO(c->id, "no ACK for the 2xx of a re-INVITE: ending the call");
+		end_both(c, 408, "no ACK for the 2xx of a re-INVITE");
+	} else if (c->state == CALL_ANSWERED || c->state == CALL_ENDING) {
 		/* 13.3.1.4: no ACK for our 2xx within 64*T1 */
 		c->b2b->st.ack_timeouts++;
 		LOG_INFO(c->id, "no ACK from leg A for the 2xx: ending the call");
@@ -826,8 +858,20 @@ out:
 
 /* The SDP of a response from leg B, rewritten for leg A. Returns 0 with *len
  * 0 when there is none, or the status to refuse with and why. */
+static int answer_for_a_legs(struct call *c, struct leg *from, struct leg *to,
+			     const osip_message_t *resp, char *buf, size_t *len, char *why,
+			     size_t whysz);
+
 static int answer_for_a(struct call *c, const osip_message_t *resp, char *buf, size_t *len,
 			char *why, size_t whysz)
+{
+	return answer_for_a_legs(c, &c->b, &c->a, resp, buf, len, why, whysz);
+}
+
+/* The SDP answer in resp from leg `from`'s peer, rewritten for leg `to`. */
+static int answer_for_a_legs(struct call *c, struct leg *from, struct leg *to,
+			     const osip_message_t *resp, char *buf, size_t *len, char *why,
+			     size_t whysz)
 {
 	const char *sdp;
 	size_t n;
@@ -838,15 +882,17 @@ static int answer_for_a(struct call *c, const osip_message_t *resp, char *buf, s
 	*len = 0;
 	if (!body_of(resp, &sdp, &n))
 		return 0;
-	media_session_ports(c->media, MEDIA_LEG_A, ports, OA_MAX_STREAMS);
-	err = oa_answer(c->b.oa, c->a.oa, (struct slice){ sdp, n }, ports, OA_MAX_STREAMS, buf,
+	media_session_ports(c->media, to->is_a ? MEDIA_LEG_A : MEDIA_LEG_B, ports, OA_MAX_STREAMS);
+	err = oa_answer(from->oa, to->oa, (struct slice){ sdp, n }, ports, OA_MAX_STREAMS, buf,
 			SDP_MAX_BYTES, &res);
 	if (err) {
-		snprintf(why, whysz, "leg B's answer could not be rewritten");
+		snprintf(why, whysz, "leg %s's answer could not be rewritten",
+			 from->is_a ? "A" : "B");
 		return 500;
 	}
 	if (res.status) {
-		snprintf(why, whysz, "leg B's answer is refused: %s", res.reason);
+		snprintf(why, whysz, "leg %s's answer is refused: %s", from->is_a ? "A" : "B",
+			 res.reason);
 		return res.status;
 	}
 	*len = res.len;
@@ -1141,14 +1187,232 @@ static void on_bye(struct b2bua *b, struct txn *t, osip_message_t *req, struct l
 	call_free(c, text);
 }
 
+/* ---- re-INVITE and UPDATE with an offer (RFC 3261 14, RFC 3311) ---- */
+
+/* A response to an in-dialog request of leg l's peer: our To tag is in it
+ * already; a 2xx gets our Contact (a target refresh answers with one), Allow
+ * and the SDP. warning and reason may be NULL. */
+static int respond_leg(struct leg *l, struct txn *t, int status, const char *sdp, size_t len,
+		       const char *warning, const char *reason)
+{
+	osip_message_t *resp = NULL;
+	char contact[300];
+	int err;
+
+	err = sipmsg_response(&resp, txn_get_request(t), status, NULL, l->tag, warning);
+	if (err)
+		return err;
+	if (status >= 200 && status < 300) {
+		err = legb_contact(contact, sizeof(contact), l->trunk, l->dest.transport,
+				   l->call->id);
+		if (!err && osip_message_set_contact(resp, contact))
+			err = ENOMEM;
+		if (!err)
+			err = sipmsg_header_add(resp, "Allow", OUR_ALLOW);
+	}
+	if (!err && reason)
+		err = sipmsg_header_add(resp, "Reason", reason);
+	if (!err && len)
+		err = sipmsg_set_body(resp, "application/sdp", sdp, len);
+	if (err) {
+		osip_message_free(resp);
+		return err;
+	}
+	return txn_respond(t, resp);
+}
+
+static void ri_done(struct call *c)
+{
+	c->ri.active = false;
+	c->ri.awaiting_ack = false;
+	c->ri.answered = false;
+	c->ri.from = NULL;
+	if (c->ri.server)
+		txn_set_data(c->ri.server, NULL);
+	c->ri.server = NULL;
+	event_del(&c->retrans);
+	event_del(&c->deadline);
+}
+
+static void on_offer(struct b2bua *b, struct txn *t, osip_message_t *req, struct leg *x,
+		     bool invite)
+{
+	struct call *c = x->call;
+	struct leg *y = other(x);
+	const char *sdp, *method = invite ? "INVITE" : "UPDATE";
+	size_t len;
+	uint16_t ports[OA_MAX_STREAMS];
+	struct oa_result res;
+	osip_message_t *m = NULL;
+	char contact[300];
+	int err;
+
+	/* RFC 3261 14.2 and RFC 3311 5.2: one offer at a time; a new one while
+	 * ours or theirs is pending is glare */
+	if (c->ri.active || c->state != CALL_CONFIRMED || !y->dlg ||
+	    dialog_state(y->dlg) != DIALOG_CONFIRMED) {
+		respond_leg(x, t, 491, NULL, 0, "an offer is already in progress on this call",
+			    NULL);
+		return;
+	}
+	if (!body_of(req, &sdp, &len)) {
+		respond_leg(x, t, 488, NULL, 0,
+			    "a re-INVITE or UPDATE without SDP is not relayed yet: the call goes "
+			    "on as it was",
+			    NULL);
+		return;
+	}
+	if (count_m_lines(sdp, len) > media_session_nstreams(c->media)) {
+		respond_leg(x, t, 488, NULL, 0,
+			    "a new offer cannot add streams yet: the call goes on as it was", NULL);
+		return;
+	}
+	media_session_ports(c->media, x->is_a ? MEDIA_LEG_B : MEDIA_LEG_A, ports, OA_MAX_STREAMS);
+	err = oa_offer(x->oa, y->oa, (struct slice){ sdp, len }, ports, OA_MAX_STREAMS, b->sdp,
+		       SDP_MAX_BYTES, &res);
+	if (err || res.status) {
+		OPENSSL_cleanse(b->sdp, SDP_MAX_BYTES);
+		b->st.rejected_sdp++;
+		respond_leg(x, t, err ? 500 : res.status, NULL, 0,
+			    err ? "the offer could not be rewritten" : res.reason, NULL);
+		return;
+	}
+	err = dialog_request(y->dlg, method, &m);
+	if (!err)
+		err = add_via(m, y->trunk, y->dest.transport);
+	if (!err)
+		err = legb_contact(contact, sizeof(contact), y->trunk, y->dest.transport, c->id);
+	if (!err && osip_message_set_contact(m, contact))
+		err = ENOMEM;
+	if (!err)
+		err = sipmsg_set_body(m, "application/sdp", b->sdp, res.len);
+	OPENSSL_cleanse(b->sdp, res.len + 1);
+	if (!err) {
+		err = txn_request(b->txn, m, &y->dest, y, &c->ri.client);
+		m = NULL; /* taken */
+	}
+	osip_message_free(m);
+	if (err) {
+		oa_rollback(x->oa, y->oa);
+		respond_leg(x, t, 500, NULL, 0, "the offer could not be sent to the other leg",
+			    NULL);
+		return;
+	}
+	c->ri.active = true;
+	c->ri.invite = invite;
+	c->ri.from = x;
+	c->ri.to = y;
+	c->ri.server = t;
+	c->ri.answered = false;
+	sipmsg_cseq(req, &c->ri.cseq, NULL);
+	free(c->ri.ack);
+	c->ri.ack = NULL;
+	txn_set_data(t, x);
+	LOG_INFO(c->id, "offer relayed", LF_S("method", method),
+		 LF_S("from", x->is_a ? "leg A" : "leg B"),
+		 LF_U("rekeyed", res.from_rekeyed ? 1 : 0));
+}
+
+/* The other leg answered our re-INVITE or UPDATE. */
+static void ri_response(struct call *c, struct txn *t, osip_message_t *resp)
+{
+	struct leg *x = c->ri.from, *y;
+	int code = sipmsg_status(resp), mapped;
+	char why[SDES_REASON_MAX + 64], reason[REASON_MAX];
+	const char *warning;
+	size_t len = 0;
+	int status;
+
+	if (code < 200)
+		return; /* the offerer had its 100 already */
+	if (code < 300 && c->ri.invite && c->ri.ack && (!c->ri.active || c->ri.answered)) {
+		/* a retransmitted 2xx: our ACK again (13.2.2.4) */
+		txn_layer_send_buf(c->b2b->txn, c->ri.ack, c->ri.ack_len, &c->ri.to->dest);
+		return;
+	}
+	if (!c->ri.active || !x)
+		return;
+	y = other(x);
+	if (code >= 300) {
+		/* RFC 3261 14.1: a refused re-INVITE leaves the session as it was */
+		oa_rollback(x->oa, y->oa);
+		mapped = map_failure(code, &warning);
+		respond_leg(x, c->ri.server, mapped, NULL, 0, warning,
+			    sipmsg_header_get(resp, "Reason", 0));
+		LOG_INFO(c->id, "offer refused by the other leg", LF_I("status", code));
+		ri_done(c);
+		return;
+	}
+	c->ri.answered = true;
+	if (c->ri.invite) {
+		osip_message_t *ack = NULL;
+
+		if (dialog_ack(y->dlg, txn_get_request(t), resp, &ack) == 0 &&
+		    add_via(ack, y->trunk, y->dest.transport) == 0 &&
+		    sipmsg_serialize(ack, &c->ri.ack, &c->ri.ack_len) == 0)
+			txn_layer_send_buf(c->b2b->txn, c->ri.ack, c->ri.ack_len, &y->dest);
+		osip_message_free(ack);
+	}
+	dialog_refresh_target(y->dlg, resp); /* 12.2.1.2: a 2xx's Contact, when there is one */
+	status = answer_for_a_legs(c, y, x, resp, c->b2b->sdp, &len, why, sizeof(why));
+	if (!status && !len) {
+		status = 488;
+		snprintf(why, sizeof(why), "the answer to a re-offer has no SDP");
+	}
+	if (status) {
+		/* the other leg has moved to a session we cannot bridge */
+		OPENSSL_cleanse(c->b2b->sdp, SDP_MAX_BYTES);
+		reason_value(reason, sizeof(reason), status, why);
+		respond_leg(x, c->ri.server, status, NULL, 0, why, reason);
+		ri_done(c);
+		c->b2b->st.rejected_sdp++;
+		end_both(c, status, why);
+		return;
+	}
+	respond_leg(x, c->ri.server, code, c->b2b->sdp, len, NULL, NULL);
+	OPENSSL_cleanse(c->b2b->sdp, len + 1);
+	if (!c->ri.invite) {
+		ri_done(c);
+		return;
+	}
+	c->ri.awaiting_ack = true;
+	if (x->dest.transport == SIP_TP_UDP) {
+		c->a_2xx_ms = T1_MS;
+		event_add(&c->retrans, &(struct timeval){ .tv_usec = T1_MS * 1000 });
+	}
+	event_add(&c->deadline, &(struct timeval){ .tv_sec = 64 * T1_MS / 1000 });
+}
+
+/* Our re-INVITE or UPDATE got no answer (timeout, transport): the offerer
+ * gets the failure and the session stays as it was. */
+static void ri_failed(struct call *c, int status, const char *why)
+{
+	struct leg *x = c->ri.from;
+
+	if (!c->ri.active || !x || c->ri.answered)
+		return;
+	oa_rollback(x->oa, other(x)->oa);
+	respond_leg(x, c->ri.server, status, NULL, 0, why, NULL);
+	ri_done(c);
+}
+
 static void on_ack(struct b2bua *b, osip_message_t *req)
 {
 	struct leg *l = table_find(b, req);
 	struct call *c;
+	uint32_t n = 0;
 
-	if (!l || !l->is_a)
-		return; /* we sent no 2xx on leg B; an ACK for a call gone */
+	if (!l)
+		return; /* an ACK for a call gone */
 	c = l->call;
+	if (c->ri.awaiting_ack && c->ri.from == l && sipmsg_cseq(req, &n, NULL) == 0 &&
+	    n == c->ri.cseq) {
+		ri_done(c);
+		LOG_DEBUG(c->id, "the 2xx of a re-INVITE was acknowledged");
+		return;
+	}
+	if (!l->is_a)
+		return; /* we sent no other 2xx on leg B */
 	if (c->state != CALL_ANSWERED && c->state != CALL_ENDING)
 		return; /* a retransmitted ACK */
 	event_del(&c->retrans);
@@ -1212,9 +1476,8 @@ static bool tu_request(void *arg, struct txn *t, osip_message_t *req, const stru
 	}
 	if (strcmp(m, "BYE") == 0)
 		on_bye(b, t, req, l);
-	else if (strcmp(m, "INVITE") == 0)
-		respond_plain(t, req, 488, l->tag,
-			      "re-INVITE is not relayed yet: the call goes on as it was");
+	else if (strcmp(m, "INVITE") == 0 || strcmp(m, "UPDATE") == 0)
+		on_offer(b, t, req, l, strcmp(m, "INVITE") == 0);
 	else if (strcmp(m, "OPTIONS") == 0)
 		respond_plain(t, req, 200, l->tag, NULL);
 	else
@@ -1228,9 +1491,11 @@ static void tu_response(void *arg, struct txn *t, osip_message_t *resp)
 {
 	struct leg *l = txn_get_data(t);
 
-	if (!l || l->is_a)
+	if (!l)
 		return;
-	if (t == l->invite)
+	if (t == l->call->ri.client)
+		ri_response(l->call, t, resp);
+	else if (!l->is_a && t == l->invite)
 		b_invite_response(l->call, t, resp);
 }
 
@@ -1267,6 +1532,10 @@ static void tu_timeout(void *arg, struct txn *t, enum txn_timer_id which)
 	struct leg *l = txn_get_data(t);
 	char text[400];
 
+	if (l && t == l->call->ri.client) {
+		ri_failed(l->call, 408, "the other leg did not answer the offer");
+		return;
+	}
 	if (!l || l->is_a || t != l->invite)
 		return;
 	snprintf(text, sizeof(text), "no response from trunk %s (%s)", l->trunk->name,
@@ -1279,6 +1548,10 @@ static void tu_transport_error(void *arg, struct txn *t, int err)
 	struct leg *l = txn_get_data(t);
 	char text[400];
 
+	if (l && t == l->call->ri.client) {
+		ri_failed(l->call, 503, "the other leg cannot be reached");
+		return;
+	}
 	if (!l || l->is_a || t != l->invite)
 		return;
 	snprintf(text, sizeof(text), "cannot reach trunk %s (%s): %s", l->trunk->name,
@@ -1292,6 +1565,12 @@ static void tu_terminated(void *arg, struct txn *t)
 
 	if (!l)
 		return;
+	if (t == l->call->ri.client)
+		l->call->ri.client = NULL;
+	if (t == l->call->ri.server) {
+		l->call->ri.server = NULL; /* its 2xx can no longer be resent */
+		return;
+	}
 	if (t == l->cancel)
 		l->cancel = NULL;
 	if (t != l->invite)

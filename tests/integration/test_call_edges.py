@@ -2,7 +2,8 @@
 and the IVR (no sipp): Max-Forwards at 0 (483), an INVITE without Contact
 (400) or without SDP (488), leg B's failures mapped to leg A (486 relayed,
 3xx to 480, 407 to 403), ring_timeout (408 to leg A, CANCEL with a Reason to
-leg B), a re-INVITE refused with the call going on, drain (503 to new
+leg B), re-INVITE hold and resume relayed with our key kept, a re-INVITE
+refused by the far leg with the call going on, UPDATE and glare (491), drain (503 to new
 INVITEs, the call in progress ends normally, then the daemon exits), a call
 over TCP on both legs, and a peer given by host name."""
 
@@ -393,27 +394,108 @@ class CallEdgesTest(DaemonTestCase):
         self.carrier.ack()
         return inv, ihdrs
 
+    def reinvite(self, body=OFFER, method="INVITE"):
+        """The carrier's re-INVITE (or UPDATE) in the call; returns the
+        request leg B gets."""
+        self.carrier.cseq += 1
+        self.carrier_sock.send(self.carrier.request(method, cseq=self.carrier.cseq,
+                                                    extra="Contact: <sip:carrier@127.0.0.1>",
+                                                    body=body), self.carrier.daemon)
+        req, first, hdrs, sdp = self.ivr_sock.expect(
+            lambda f, h, b: f.startswith(method + " "), method + " on leg B")
+        return req, hdrs, sdp
+
+    def final_to_carrier(self, method="INVITE"):
+        return self.carrier_sock.expect(
+            lambda f, h, b: (status(f) or 0) >= 200 and h["cseq"][0].endswith(method),
+            "final response to the " + method)
+
+    def hang_up(self):
+        self.carrier.bye()
+        bye, _, _, _ = self.ivr_sock.expect(lambda f, h, b: f.startswith("BYE "),
+                                            "BYE on leg B")
+        self.ivr_sock.send(respond(bye, 200, "OK"))
+        self.assert_idle()
+
+    def test_reinvite_hold_and_resume_keep_the_keys(self):
+        self.start()
+        self.carrier.invite()
+        _, _, _, first_answer = self.answer_with_body()
+        key = re.search(r"inline:(\S+)", first_answer).group(1)
+        for direction, answer_dir in (("sendonly", "recvonly"), ("sendrecv", "sendrecv")):
+            req, hdrs, sdp = self.reinvite(OFFER + "a=%s\r\n" % direction)
+            # leg B: its own dialog, plain RTP, the direction kept, our Contact
+            self.assertIn("RTP/AVP", sdp)
+            self.assertNotIn("a=crypto", sdp)
+            self.assertIn("a=%s" % direction, sdp)
+            self.assertNotIn(self.carrier.call_id.encode(), req)
+            self.assertIn("@127.0.0.1:%d" % self.ivr, hdrs["contact"][0])
+            self.ivr_sock.send(respond(req, 200, "OK", extra="Contact: <sip:ivr@127.0.0.1:%d>"
+                                       % self.ivr_peer,
+                                       body=ANSWER + "a=%s\r\n" % answer_dir))
+            self.ivr_sock.expect(lambda f, h, b: f.startswith("ACK "), "ACK on leg B")
+            _, first, rhdrs, body = self.final_to_carrier()
+            self.assertEqual(status(first), 200)
+            self.assertIn("RTP/SAVP", body)
+            self.assertIn("a=%s" % answer_dir, body)
+            # rekey = keep: our key is the one of the first answer
+            self.assertEqual(re.search(r"inline:(\S+)", body).group(1), key)
+            self.carrier_sock.send(self.carrier.request("ACK", cseq=self.carrier.cseq),
+                                   self.carrier.daemon)
+        self.assertIsNone(self.ivr_sock.recv(0.3), "the carrier's ACK stays on leg A")
+        self.hang_up()
+
+    def answer_with_body(self):
+        inv, _, ihdrs, _ = self.ivr_invite()
+        self.ivr_sock.send(respond(inv, 200, "OK", "ivr1",
+                                   "Contact: <sip:ivr@127.0.0.1:%d>" % self.ivr_peer, ANSWER))
+        self.ivr_sock.expect(lambda f, h, b: f.startswith("ACK "), "ACK on leg B")
+        raw, first, hdrs, body = self.carrier.final()
+        self.assertEqual(status(first), 200)
+        self.carrier.ack()
+        return raw, first, hdrs, body
+
     def test_reinvite_refused_call_goes_on(self):
         self.start()
         self.carrier.invite()
         self.answer()
-        self.carrier.cseq += 1
-        self.carrier_sock.send(self.carrier.request("INVITE", cseq=self.carrier.cseq,
-                                                    extra="Contact: <sip:carrier@127.0.0.1>",
-                                                    body=OFFER), self.carrier.daemon)
-        _, first, hdrs, _ = self.carrier_sock.expect(lambda f, h, b: (status(f) or 0) >= 200,
-                                                     "answer to the re-INVITE")
+        req, _, _ = self.reinvite()
+        self.ivr_sock.send(respond(req, 488, "Not Acceptable Here",
+                                   extra='Reason: Q.850;cause=88;text="Incompatible"'))
+        self.ivr_sock.expect(lambda f, h, b: f.startswith("ACK "), "ACK of the 488")
+        _, first, hdrs, _ = self.final_to_carrier()
         self.assertEqual(status(first), 488)
+        self.assertEqual(hdrs["reason"], ['Q.850;cause=88;text="Incompatible"'])
         self.carrier_sock.send(self.carrier.request("ACK", cseq=self.carrier.cseq),
                                self.carrier.daemon)
         rc, calls = ctl(self.ctl_sock, "calls")
         self.assertEqual(len(calls["calls"]), 1)
         self.assertEqual(calls["calls"][0]["state"], "confirmed")
-        self.carrier.bye()
-        bye, _, bhdrs, _ = self.ivr_sock.expect(lambda f, h, b: f.startswith("BYE "),
-                                                "BYE on leg B")
-        self.ivr_sock.send(respond(bye, 200, "OK"))
-        self.assert_idle()
+        self.hang_up()
+
+    def test_update_and_glare(self):
+        self.start()
+        self.carrier.invite()
+        self.answer()
+        req, _, sdp = self.reinvite(method="UPDATE")
+        self.assertIn("RTP/AVP", sdp)
+        # while it is pending, a re-INVITE from the other side is glare: 491
+        first, hdrs, _ = parse(req)
+        glare = ("INVITE sip:%s SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKglare1;"
+                 "rport\r\nFrom: %s\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: 7 INVITE\r\n"
+                 "Contact: <sip:ivr@127.0.0.1:%d>\r\nContent-Type: application/sdp\r\n"
+                 "Content-Length: %d\r\n\r\n%s" % (
+                     re.search(r"<sip:([^>;]+)", hdrs["contact"][0]).group(1), self.ivr_peer,
+                     hdrs["to"][0], hdrs["from"][0], hdrs["call-id"][0], self.ivr_peer,
+                     len(ANSWER), ANSWER)).encode()
+        self.ivr_sock.send(glare, ("127.0.0.1", self.ivr))
+        self.ivr_sock.expect(lambda f, h, b: status(f) == 491, "491 for the crossing offer")
+        self.ivr_sock.send(respond(req, 200, "OK", extra="Contact: <sip:ivr@127.0.0.1:%d>"
+                                   % self.ivr_peer, body=ANSWER))
+        _, first, _, body = self.final_to_carrier("UPDATE")
+        self.assertEqual(status(first), 200)
+        self.assertIn("a=crypto", body)
+        self.hang_up()
 
     def test_drain_keeps_the_call_refuses_new_ones(self):
         self.start()
