@@ -1234,6 +1234,32 @@ static void ri_done(struct call *c)
 	event_del(&c->deadline);
 }
 
+static bool has_image(const char *p, size_t n)
+{
+	for (size_t i = 0; i + 8 <= n; i++)
+		if ((i == 0 || p[i - 1] == '\n') && memcmp(p + i, "m=image ", 8) == 0)
+			return true;
+	return false;
+}
+
+/* A switch to T.38 fax (m=image udptl) is not carried: 488 with Warning 304
+ * "media type not available" (RFC 3261 20.43), so that the fax endpoint
+ * falls back to G.711 pass-through, and the call goes on as it was. */
+static void refuse_t38(struct leg *x, struct txn *t)
+{
+	osip_message_t *resp = NULL;
+
+	if (sipmsg_response(&resp, txn_get_request(t), 488, NULL, x->tag, NULL))
+		return;
+	if (sipmsg_header_add(resp, "Warning",
+			      "304 srtpbridge \"T.38 (m=image) is not relayed: the call goes on "
+			      "as it was\"")) {
+		osip_message_free(resp);
+		return;
+	}
+	txn_respond(t, resp);
+}
+
 static void on_offer(struct b2bua *b, struct txn *t, osip_message_t *req, struct leg *x,
 		     bool invite)
 {
@@ -1273,8 +1299,11 @@ static void on_offer(struct b2bua *b, struct txn *t, osip_message_t *req, struct
 	if (err || res.status) {
 		OPENSSL_cleanse(b->sdp, SDP_MAX_BYTES);
 		b->st.rejected_sdp++;
-		respond_leg(x, t, err ? 500 : res.status, NULL, 0,
-			    err ? "the offer could not be rewritten" : res.reason, NULL);
+		if (!err && res.status == 488 && has_image(sdp, len))
+			refuse_t38(x, t);
+		else
+			respond_leg(x, t, err ? 500 : res.status, NULL, 0,
+				    err ? "the offer could not be rewritten" : res.reason, NULL);
 		return;
 	}
 	err = dialog_request(y->dlg, method, &m);

@@ -473,6 +473,35 @@ class CallEdgesTest(DaemonTestCase):
         self.assertEqual(calls["calls"][0]["state"], "confirmed")
         self.hang_up()
 
+    def test_t38_reinvite_refused_with_304_call_goes_on(self):
+        self.start()
+        self.carrier.invite()
+        self.answer()
+        t38 = ("v=0\r\no=carrier 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+               "t=0 0\r\nm=image 40002 udptl t38\r\na=T38FaxVersion:0\r\n")
+        self.carrier.cseq += 1
+        self.carrier_sock.send(self.carrier.request("INVITE", cseq=self.carrier.cseq,
+                                                    extra="Contact: <sip:carrier@127.0.0.1>",
+                                                    body=t38), self.carrier.daemon)
+        _, first, hdrs, _ = self.final_to_carrier()
+        self.assertEqual(status(first), 488)
+        self.assertRegex(hdrs["warning"][0], r'^304 srtpbridge "T\.38')
+        self.carrier_sock.send(self.carrier.request("ACK", cseq=self.carrier.cseq),
+                               self.carrier.daemon)
+        self.assertIsNone(self.ivr_sock.recv(0.3), "nothing of it reaches leg B")
+        rc, calls = ctl(self.ctl_sock, "calls")
+        self.assertEqual(calls["calls"][0]["state"], "confirmed")
+        # and the call still takes an audio re-offer
+        req, _, _ = self.reinvite()
+        self.ivr_sock.send(respond(req, 200, "OK", extra="Contact: <sip:ivr@127.0.0.1:%d>"
+                                   % self.ivr_peer, body=ANSWER))
+        self.ivr_sock.expect(lambda f, h, b: f.startswith("ACK "), "ACK on leg B")
+        _, first, _, _ = self.final_to_carrier()
+        self.assertEqual(status(first), 200)
+        self.carrier_sock.send(self.carrier.request("ACK", cseq=self.carrier.cseq),
+                               self.carrier.daemon)
+        self.hang_up()
+
     def test_update_and_glare(self):
         self.start()
         self.carrier.invite()
