@@ -73,6 +73,16 @@ static const char *const state_names[] = {
 };
 
 struct call;
+struct leg;
+
+/* An in-dialog request (INFO, NOTIFY, MESSAGE, OPTIONS) relayed from one leg
+ * to the other, until its final response goes back. */
+struct relay {
+	struct leg *from;
+	struct txn *server; /* the request from `from`'s peer */
+	struct txn *client; /* ours on the other leg */
+	struct relay *next;
+};
 
 struct leg {
 	struct call *call;
@@ -126,6 +136,7 @@ struct call {
 		size_t ack_len;
 	} ri;
 	uint64_t start_ms, answer_ms;
+	struct relay *relays;
 	struct call *prev, *next; /* every call, newest first */
 };
 
@@ -491,6 +502,14 @@ static void call_free(struct call *c, const char *why)
 		respond_leg(c->ri.from, c->ri.server, 487, NULL, 0, NULL, NULL);
 	cut_loose(c->ri.server);
 	cut_loose(c->ri.client);
+	while (c->relays) {
+		struct relay *r = c->relays;
+
+		c->relays = r->next;
+		cut_loose(r->server);
+		cut_loose(r->client);
+		free(r);
+	}
 	free(c->ri.ack);
 	leg_free(b, &c->a);
 	leg_free(b, &c->b);
@@ -1425,6 +1444,120 @@ static void ri_failed(struct call *c, int status, const char *why)
 	ri_done(c);
 }
 
+/* ---- other requests within a call ---- */
+
+/* Headers of an in-dialog request or its response that mean something to
+ * the far end and nothing of the topology: what they carry is the body's. */
+static const char *const relayed_headers[] = { "Event", "Subscription-State", "Info-Package",
+					       "Reason" };
+
+static int copy_payload(osip_message_t *to, const osip_message_t *from)
+{
+	const char *body;
+	size_t len;
+	char *ct = NULL;
+	int err = 0;
+
+	for (size_t i = 0; i < sizeof(relayed_headers) / sizeof(relayed_headers[0]) && !err; i++) {
+		const char *v;
+
+		for (unsigned k = 0; (v = sipmsg_header_get(from, relayed_headers[i], k)) && !err;
+		     k++)
+			err = sipmsg_header_add(to, relayed_headers[i], v);
+	}
+	if (err || !body_of(from, &body, &len))
+		return err;
+	if (!from->content_type || osip_content_type_to_str(from->content_type, &ct) != 0)
+		return EBADMSG;
+	err = sipmsg_set_body(to, ct, body, len);
+	osip_free(ct);
+	return err;
+}
+
+static struct relay *relay_of(struct call *c, const struct txn *t)
+{
+	for (struct relay *r = c->relays; r; r = r->next)
+		if (r->client == t || r->server == t)
+			return r;
+	return NULL;
+}
+
+static void relay_drop(struct call *c, struct relay *r)
+{
+	for (struct relay **p = &c->relays; *p; p = &(*p)->next)
+		if (*p == r) {
+			*p = r->next;
+			break;
+		}
+	cut_loose(r->server);
+	cut_loose(r->client);
+	free(r);
+}
+
+static void on_relay(struct b2bua *b, struct txn *t, osip_message_t *req, struct leg *x)
+{
+	struct call *c = x->call;
+	struct leg *y = other(x);
+	const char *method = sipmsg_method(req);
+	osip_message_t *m = NULL;
+	struct relay *r;
+	int err;
+
+	if (!y->dlg || dialog_state(y->dlg) == DIALOG_TERMINATED) {
+		respond_plain(t, req, 481, x->tag, "the other leg of this call has no dialog");
+		return;
+	}
+	r = calloc(1, sizeof(*r));
+	err = r ? dialog_request(y->dlg, method, &m) : ENOMEM;
+	if (!err)
+		err = add_via(m, y->trunk, y->dest.transport);
+	if (!err)
+		err = copy_payload(m, req);
+	if (!err) {
+		err = txn_request(b->txn, m, &y->dest, y, &r->client);
+		m = NULL; /* taken */
+	}
+	osip_message_free(m);
+	if (err) {
+		free(r);
+		respond_plain(t, req, 500, x->tag, "the request could not be relayed");
+		return;
+	}
+	r->from = x;
+	r->server = t;
+	r->next = c->relays;
+	c->relays = r;
+	txn_set_data(t, x);
+	LOG_DEBUG(c->id, "request relayed", LF_S("method", method),
+		  LF_S("from", x->is_a ? "leg A" : "leg B"));
+}
+
+static void relay_response(struct call *c, struct relay *r, osip_message_t *resp)
+{
+	int code = sipmsg_status(resp), mapped;
+	const char *warning;
+	osip_message_t *out = NULL;
+
+	if (code < 200 || !r->server)
+		return;
+	mapped = map_failure(code, &warning);
+	if (sipmsg_response(&out, txn_get_request(r->server), mapped, NULL, r->from->tag,
+			    warning) == 0) {
+		if (copy_payload(out, resp) == 0)
+			txn_respond(r->server, out);
+		else
+			osip_message_free(out);
+	}
+	relay_drop(c, r);
+}
+
+static void relay_failed(struct call *c, struct relay *r, int status, const char *why)
+{
+	if (r->server)
+		respond_plain(r->server, txn_get_request(r->server), status, r->from->tag, why);
+	relay_drop(c, r);
+}
+
 static void on_ack(struct b2bua *b, osip_message_t *req)
 {
 	struct leg *l = table_find(b, req);
@@ -1507,8 +1640,9 @@ static bool tu_request(void *arg, struct txn *t, osip_message_t *req, const stru
 		on_bye(b, t, req, l);
 	else if (strcmp(m, "INVITE") == 0 || strcmp(m, "UPDATE") == 0)
 		on_offer(b, t, req, l, strcmp(m, "INVITE") == 0);
-	else if (strcmp(m, "OPTIONS") == 0)
-		respond_plain(t, req, 200, l->tag, NULL);
+	else if (strcmp(m, "INFO") == 0 || strcmp(m, "NOTIFY") == 0 || strcmp(m, "MESSAGE") == 0 ||
+		 strcmp(m, "OPTIONS") == 0)
+		on_relay(b, t, req, l); /* OPTIONS in a dialog: the far end answers */
 	else
 		respond_plain(t, req, 501, l->tag, "this request is not relayed within a call yet");
 	return true;
@@ -1520,9 +1654,13 @@ static void tu_response(void *arg, struct txn *t, osip_message_t *resp)
 {
 	struct leg *l = txn_get_data(t);
 
+	struct relay *r;
+
 	if (!l)
 		return;
-	if (t == l->call->ri.client)
+	if ((r = relay_of(l->call, t)) != NULL && r->client == t)
+		relay_response(l->call, r, resp);
+	else if (t == l->call->ri.client)
 		ri_response(l->call, t, resp);
 	else if (!l->is_a && t == l->invite)
 		b_invite_response(l->call, t, resp);
@@ -1561,6 +1699,12 @@ static void tu_timeout(void *arg, struct txn *t, enum txn_timer_id which)
 	struct leg *l = txn_get_data(t);
 	char text[400];
 
+	struct relay *r = l ? relay_of(l->call, t) : NULL;
+
+	if (r && r->client == t) {
+		relay_failed(l->call, r, 408, "the other leg did not answer");
+		return;
+	}
 	if (l && t == l->call->ri.client) {
 		ri_failed(l->call, 408, "the other leg did not answer the offer");
 		return;
@@ -1577,6 +1721,12 @@ static void tu_transport_error(void *arg, struct txn *t, int err)
 	struct leg *l = txn_get_data(t);
 	char text[400];
 
+	struct relay *r = l ? relay_of(l->call, t) : NULL;
+
+	if (r && r->client == t) {
+		relay_failed(l->call, r, 503, "the other leg cannot be reached");
+		return;
+	}
 	if (l && t == l->call->ri.client) {
 		ri_failed(l->call, 503, "the other leg cannot be reached");
 		return;
@@ -1592,8 +1742,19 @@ static void tu_terminated(void *arg, struct txn *t)
 {
 	struct leg *l = txn_get_data(t);
 
+	struct relay *r;
+
 	if (!l)
 		return;
+	if ((r = relay_of(l->call, t)) != NULL) {
+		if (r->client == t)
+			r->client = NULL;
+		else
+			r->server = NULL;
+		if (!r->client && !r->server)
+			relay_drop(l->call, r);
+		return;
+	}
 	if (t == l->call->ri.client)
 		l->call->ri.client = NULL;
 	if (t == l->call->ri.server) {

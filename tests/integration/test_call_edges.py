@@ -3,7 +3,8 @@ and the IVR (no sipp): Max-Forwards at 0 (483), an INVITE without Contact
 (400) or without SDP (488), leg B's failures mapped to leg A (486 relayed,
 3xx to 480, 407 to 403), ring_timeout (408 to leg A, CANCEL with a Reason to
 leg B), re-INVITE hold and resume relayed with our key kept, a re-INVITE
-refused by the far leg with the call going on, UPDATE and glare (491), drain (503 to new
+refused by the far leg with the call going on, UPDATE and glare (491),
+T.38 refused with Warning 304, INFO and OPTIONS relayed in the call, drain (503 to new
 INVITEs, the call in progress ends normally, then the daemon exits), a call
 over TCP on both legs, and a peer given by host name."""
 
@@ -500,6 +501,37 @@ class CallEdgesTest(DaemonTestCase):
         self.assertEqual(status(first), 200)
         self.carrier_sock.send(self.carrier.request("ACK", cseq=self.carrier.cseq),
                                self.carrier.daemon)
+        self.hang_up()
+
+    def test_info_and_options_relayed_in_the_call(self):
+        self.start()
+        self.carrier.invite()
+        self.answer()
+        dtmf = "Signal=5\r\nDuration=160\r\n"
+        self.carrier.cseq += 1
+        msg = self.carrier.request("INFO", cseq=self.carrier.cseq)
+        msg = msg.replace(b"Content-Length: 0\r\n",
+                          ("Content-Type: application/dtmf-relay\r\nX-Carrier-Secret: s\r\n"
+                           "Content-Length: %d\r\n" % len(dtmf)).encode()) + dtmf.encode()
+        self.carrier_sock.send(msg, self.carrier.daemon)
+        req, _, hdrs, body = self.ivr_sock.expect(lambda f, h, b: f.startswith("INFO "),
+                                                  "INFO on leg B")
+        self.assertEqual(body, dtmf)
+        self.assertEqual(hdrs["content-type"], ["application/dtmf-relay"])
+        self.assertNotIn("x-carrier-secret", hdrs)
+        self.assertNotIn(self.carrier.call_id.encode(), req)
+        self.ivr_sock.send(respond(req, 200, "OK"))
+        _, first, _, _ = self.final_to_carrier("INFO")
+        self.assertEqual(status(first), 200)
+        # OPTIONS within the dialog is answered by the far end: its 405 comes back
+        self.carrier.cseq += 1
+        self.carrier_sock.send(self.carrier.request("OPTIONS", cseq=self.carrier.cseq),
+                               self.carrier.daemon)
+        req, _, _, _ = self.ivr_sock.expect(lambda f, h, b: f.startswith("OPTIONS "),
+                                            "OPTIONS on leg B")
+        self.ivr_sock.send(respond(req, 405, "Method Not Allowed"))
+        _, first, _, _ = self.final_to_carrier("OPTIONS")
+        self.assertEqual(status(first), 405)
         self.hang_up()
 
     def test_update_and_glare(self):
