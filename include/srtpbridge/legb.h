@@ -42,7 +42,9 @@ struct legb_ids {
  * - every instance of each header named in pass_headers (names compared
  *   without case, values verbatim, in leg A's order) that libosip2 keeps as
  *   a generic header; names it keeps in lists of its own (Allow, Accept,
- *   Call-Info, Authorization...) are not copied, nor is Max-Forwards;
+ *   Call-Info, Authorization...) are not copied, nor are Max-Forwards,
+ *   Supported, Require and Proxy-Require (extensions are per hop: 100rel
+ *   never reaches leg B);
  * - no body, Content-Length: 0 (the caller adds the SDP with sipmsg_set_body).
  * The text is parsed back with sipmsg_parse, so what comes out is valid.
  * Borrows everything; returns new *out (osip_message_free), or a refusal with

@@ -1292,6 +1292,23 @@ static void on_offer(struct b2bua *b, struct txn *t, osip_message_t *req, struct
 	char contact[300];
 	int err;
 
+	/* RFC 3261 14.2: a second INVITE from the same side before the first
+	 * has its final response is 500 with a random Retry-After of 0..10 s */
+	if (invite && c->ri.active && c->ri.invite && c->ri.from == x && !c->ri.answered) {
+		osip_message_t *resp = NULL;
+		unsigned char r = 0;
+		char after[8];
+
+		RAND_bytes(&r, 1);
+		snprintf(after, sizeof(after), "%u", r % 11);
+		if (sipmsg_response(&resp, req, 500, NULL, x->tag,
+				    "a re-INVITE of yours is still pending") == 0 &&
+		    sipmsg_header_add(resp, "Retry-After", after) == 0)
+			txn_respond(t, resp);
+		else
+			osip_message_free(resp);
+		return;
+	}
 	/* RFC 3261 14.2 and RFC 3311 5.2: one offer at a time; a new one while
 	 * ours or theirs is pending is glare */
 	if (c->ri.active || c->state != CALL_CONFIRMED || !y->dlg ||

@@ -85,6 +85,16 @@ static bool listed(const struct config_trunk *t, const char *name)
 	return false;
 }
 
+/* Extensions are negotiated between each UA and srtpbridge, not end to end:
+ * leg A's Supported (100rel, timer...) and Require never cross, even when an
+ * operator names them in pass_headers, or leg B would be promised what
+ * srtpbridge does not do (100rel: PRACK is not relayed). */
+static bool hop_by_hop(const char *name)
+{
+	return strcasecmp(name, "Supported") == 0 || strcasecmp(name, "k") == 0 ||
+	       strcasecmp(name, "Require") == 0 || strcasecmp(name, "Proxy-Require") == 0;
+}
+
 static int refuse(int *status, const char **why, int code, const char *sentence, int err)
 {
 	if (status)
@@ -202,7 +212,7 @@ int legb_invite(osip_message_t **out, const osip_message_t *a_invite,
 		const osip_header_t *h = osip_list_get(&a_invite->headers, i);
 
 		if (!h || !h->hname || !listed(to_trunk, h->hname) ||
-		    strcasecmp(h->hname, "Max-Forwards") == 0)
+		    strcasecmp(h->hname, "Max-Forwards") == 0 || hop_by_hop(h->hname))
 			continue;
 		if (!header_safe(h->hvalue ? h->hvalue : "")) {
 			fclose(f);

@@ -534,6 +534,46 @@ class CallEdgesTest(DaemonTestCase):
         self.assertEqual(status(first), 405)
         self.hang_up()
 
+    def test_second_reinvite_before_the_first_is_answered_is_500(self):
+        self.start()
+        self.carrier.invite()
+        self.answer()
+        first_req, _, _ = self.reinvite()
+        self.carrier.cseq += 1
+        self.carrier_sock.send(self.carrier.request("INVITE", cseq=self.carrier.cseq,
+                                                    extra="Contact: <sip:carrier@127.0.0.1>",
+                                                    body=OFFER), self.carrier.daemon)
+        _, first, hdrs, _ = self.carrier_sock.expect(lambda f, h, b: status(f) == 500, "500")
+        self.assertRegex(hdrs["retry-after"][0], r"^([0-9]|10)$")
+        self.assertIsNone(self.ivr_sock.recv(0.3), "the second one stays on leg A")
+        self.ivr_sock.send(respond(first_req, 200, "OK",
+                                   extra="Contact: <sip:ivr@127.0.0.1:%d>" % self.ivr_peer,
+                                   body=ANSWER))
+        self.ivr_sock.expect(lambda f, h, b: f.startswith("ACK "), "ACK on leg B")
+        self.carrier_sock.expect(lambda f, h, b: status(f) == 200, "200 for the first")
+        self.carrier_sock.send(self.carrier.request("ACK", cseq=self.carrier.cseq - 1),
+                               self.carrier.daemon)
+        self.hang_up()
+
+    def test_100rel_required_is_420(self):
+        self.start()
+        self.carrier.invite(extra="Contact: <sip:carrier@127.0.0.1>\r\nRequire: 100rel\r\n"
+                                  "Supported: 100rel, timer")
+        _, first, hdrs, _ = self.carrier.final()
+        self.assertEqual(status(first), 420)
+        self.assertEqual(hdrs["unsupported"], ["100rel"])
+        self.assertIsNone(self.ivr_sock.recv(0.3))
+        # Supported: 100rel alone is fine, and never reaches leg B
+        self.carrier = Carrier(self.carrier_sock, self.port)
+        self.carrier.invite(extra="Contact: <sip:carrier@127.0.0.1>\r\nSupported: 100rel")
+        inv, _, ihdrs, _ = self.ivr_invite()
+        self.assertNotIn("100rel", " ".join(ihdrs.get("supported", [])))
+        self.assertNotIn("require", ihdrs)
+        self.ivr_sock.send(respond(inv, 486, "Busy Here", "ivr1"))
+        self.carrier.final()
+        self.carrier.ack()
+        self.assert_idle()
+
     def test_update_and_glare(self):
         self.start()
         self.carrier.invite()

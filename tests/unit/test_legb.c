@@ -397,6 +397,27 @@ static void refusals(void **state)
 	osip_message_free(a);
 }
 
+/* Supported and Require never cross, even when pass_headers names them:
+ * 100rel and timer are between each UA and srtpbridge. */
+static void extensions_are_per_hop(void **state)
+{
+	static char *names[] = { "Supported", "Require", "Proxy-Require", "P-Asserted-Identity" };
+	struct fixture x;
+	osip_message_t *b = NULL;
+	char *t;
+
+	(void)state;
+	fixture_init(&x, SIP_TP_UDP, "203.0.113.5");
+	x.trunk.pass_headers = names;
+	x.trunk.npass_headers = 4;
+	t = build(carrier_invite, &x, &b);
+	assert_absent(t, "Supported");
+	assert_absent(t, "Require");
+	assert_non_null(strcasestr(t, "P-Asserted-Identity: "));
+	free(t);
+	osip_message_free(b);
+}
+
 /* Our Contact and Via on either leg: the listen address of the transport,
  * sip_advertise first, IPv6 in brackets, ;transport= for streams. */
 static void contact_and_via(void **state)
@@ -440,6 +461,7 @@ int main(void)
 		cmocka_unit_test(escapes),
 		cmocka_unit_test(refusals),
 		cmocka_unit_test(contact_and_via),
+		cmocka_unit_test(extensions_are_per_hop),
 	};
 
 	return cmocka_run_group_tests_name("legb", tests, NULL, NULL);
