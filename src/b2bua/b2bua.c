@@ -111,7 +111,12 @@ struct call {
 	bool b_provisional;  /* leg B sent a provisional response: a CANCEL may go */
 	bool cancel_pending; /* leg B's CANCEL waits for that */
 	bool ring_armed;
-	bool answered_early;		/* leg A has had an SDP answer in a 18x */
+	bool answered_early; /* leg A has had an SDP answer in a 18x */
+	/* Late offer (RFC 3261 13.2.1): leg A's INVITE had no SDP, leg B's 2xx
+	 * carries the offer, leg A's ACK the answer, and leg B's ACK waits for
+	 * it, built (without its body) in late_ack. */
+	bool late_offer;
+	osip_message_t *late_ack;
 	char cancel_reason[REASON_MAX]; /* the Reason leg B's CANCEL carries */
 	char cancel_why[REASON_MAX];	/* and why, for the log */
 	char bye_reason[REASON_MAX];	/* the Reason of a BYE to leg A after its ACK */
@@ -500,6 +505,7 @@ static void call_free(struct call *c, const char *why)
 	/* an offer still unanswered when the call ends: 487 (RFC 3261 15.1.2) */
 	if (c->ri.active && c->ri.server && !c->ri.answered)
 		respond_leg(c->ri.from, c->ri.server, 487, NULL, 0, NULL, NULL);
+	osip_message_free(c->late_ack);
 	cut_loose(c->ri.server);
 	cut_loose(c->ri.client);
 	while (c->relays) {
@@ -719,10 +725,8 @@ static void new_call(struct b2bua *b, struct txn *t, osip_message_t *req,
 		return;
 	}
 	if (!body_of(req, &sdp, &sdplen)) {
-		reject(b, t, req, 488,
-		       "an INVITE without an SDP offer is not bridged (late offer comes later)",
-		       &b->st.rejected_sdp);
-		return;
+		sdp = NULL; /* late offer: leg B's 2xx will carry it */
+		sdplen = 0;
 	}
 	/* Admission: a 503 without Retry-After refuses this call only. */
 	if (cfg->global.max_calls > 0 && b->st.calls_active >= (unsigned)cfg->global.max_calls) {
@@ -740,7 +744,9 @@ static void new_call(struct b2bua *b, struct txn *t, osip_message_t *req,
 			return;
 		}
 	}
-	nstreams = count_m_lines(sdp, sdplen);
+	/* a late offer's streams are not known yet: one pair a leg, and
+	 * streams past it are offered to leg A disabled */
+	nstreams = sdp ? count_m_lines(sdp, sdplen) : 1;
 	if (nstreams == 0)
 		nstreams = 1;
 	if (nstreams > OA_MAX_STREAMS)
@@ -800,8 +806,11 @@ static void new_call(struct b2bua *b, struct txn *t, osip_message_t *req,
 		goto out;
 	}
 	media_session_ports(c->media, MEDIA_LEG_B, ports, OA_MAX_STREAMS);
-	err = oa_offer(c->a.oa, c->b.oa, (struct slice){ sdp, sdplen }, ports, OA_MAX_STREAMS, buf,
-		       SDP_MAX_BYTES, &res);
+	memset(&res, 0, sizeof(res));
+	c->late_offer = !sdp;
+	err = sdp ? oa_offer(c->a.oa, c->b.oa, (struct slice){ sdp, sdplen }, ports, OA_MAX_STREAMS,
+			     buf, SDP_MAX_BYTES, &res)
+		  : 0;
 	if (!err && !res.status)
 		used = res.len + 1;
 	if (err || res.status) {
@@ -821,7 +830,7 @@ static void new_call(struct b2bua *b, struct txn *t, osip_message_t *req,
 		reject(b, t, req, status, why, NULL);
 		goto out;
 	}
-	if (sipmsg_set_body(inv, "application/sdp", buf, res.len)) {
+	if (sdp && sipmsg_set_body(inv, "application/sdp", buf, res.len)) {
 		reject(b, t, req, 500, "out of memory", NULL);
 		goto out;
 	}
@@ -958,7 +967,8 @@ static void b_provisional(struct call *c, osip_message_t *resp)
 	if (!c->b.dlg && sipmsg_to_tag(resp))
 		dialog_create_uac(&c->b.dlg, txn_get_request(c->b.invite), resp);
 	buf = c->b2b->sdp;
-	status = answer_for_a(c, resp, buf, &len, why, sizeof(why));
+	/* late offer: an SDP in an unreliable 18x is not an offer we may answer */
+	status = c->late_offer ? 0 : answer_for_a(c, resp, buf, &len, why, sizeof(why));
 	if (status) {
 		LOG_INFO(c->id, "early answer refused", LF_I("status", status),
 			 LF_S("reason", why));
@@ -1020,6 +1030,110 @@ static void ack_and_bye_stray(struct call *c, struct txn *t, osip_message_t *res
 	dialog_destroy(d);
 }
 
+static void answered(struct call *c);
+
+/* Late offer: leg B's 2xx carries the offer. It is rewritten into our 2xx
+ * to leg A; leg B's ACK is built now and sent with leg A's answer. */
+static void b_2xx_offer(struct call *c, struct txn *t, osip_message_t *resp)
+{
+	const char *sdp;
+	size_t len;
+	uint16_t ports[OA_MAX_STREAMS];
+	struct oa_result res;
+	char reason[REASON_MAX];
+	const char *why = NULL;
+	int err;
+
+	event_del(&c->ring);
+	if (dialog_ack(c->b.dlg, txn_get_request(t), resp, &c->late_ack) ||
+	    add_via(c->late_ack, c->b.trunk, c->b.dest.transport)) {
+		fail_call(c, 500, "the ACK for leg B could not be built", 500);
+		return;
+	}
+	memset(&res, 0, sizeof(res));
+	if (!body_of(resp, &sdp, &len)) {
+		why = "leg B answered a late-offer INVITE without an SDP offer";
+	} else {
+		media_session_ports(c->media, MEDIA_LEG_A, ports, OA_MAX_STREAMS);
+		err = oa_offer(c->b.oa, c->a.oa, (struct slice){ sdp, len }, ports, OA_MAX_STREAMS,
+			       c->b2b->sdp, SDP_MAX_BYTES, &res);
+		if (err)
+			why = "leg B's offer could not be rewritten";
+		else if (res.status)
+			why = res.reason;
+	}
+	if (why) {
+		/* 13.2.2.4: ACK it anyway, then BYE */
+		reason_value(reason, sizeof(reason), 488, why);
+		OPENSSL_cleanse(c->b2b->sdp, SDP_MAX_BYTES);
+		txn_layer_send(c->b2b->txn, c->late_ack, &c->b.dest);
+		c->late_ack = NULL;
+		c->b2b->st.rejected_sdp++;
+		c->b2b->st.calls_failed++;
+		c->b2b->st.ended_by_us++;
+		respond_a(c, 488, NULL, 0, why, reason);
+		send_in_dialog(&c->b, "BYE", reason, false);
+		call_free(c, why);
+		return;
+	}
+	err = respond_a(c, sipmsg_status(resp), c->b2b->sdp, res.len, NULL, NULL);
+	OPENSSL_cleanse(c->b2b->sdp, res.len + 1);
+	if (err) {
+		c->b2b->st.calls_failed++;
+		txn_layer_send(c->b2b->txn, c->late_ack, &c->b.dest);
+		c->late_ack = NULL;
+		end_both(c, 500, "the 2xx could not be sent to leg A");
+		return;
+	}
+	answered(c);
+}
+
+/* Leg A's ACK of a late-offer call carries the answer for leg B. Returns
+ * false when the call has been ended. */
+static bool late_answer(struct call *c, const osip_message_t *ack)
+{
+	const char *sdp, *why = NULL;
+	size_t len;
+	uint16_t ports[OA_MAX_STREAMS];
+	struct oa_result res;
+	char reason[REASON_MAX];
+	osip_message_t *m = c->late_ack;
+	int err;
+
+	c->late_ack = NULL;
+	memset(&res, 0, sizeof(res));
+	if (!body_of(ack, &sdp, &len)) {
+		why = "leg A's ACK carries no SDP answer to the offer";
+	} else {
+		media_session_ports(c->media, MEDIA_LEG_B, ports, OA_MAX_STREAMS);
+		err = oa_answer(c->a.oa, c->b.oa, (struct slice){ sdp, len }, ports, OA_MAX_STREAMS,
+				c->b2b->sdp, SDP_MAX_BYTES, &res);
+		if (err)
+			why = "leg A's answer could not be rewritten";
+		else if (res.status)
+			why = res.reason;
+	}
+	if (!why && sipmsg_set_body(m, "application/sdp", c->b2b->sdp, res.len))
+		why = "out of memory";
+	OPENSSL_cleanse(c->b2b->sdp, why ? SDP_MAX_BYTES : res.len + 1);
+	if (!why && sipmsg_serialize(m, &c->b.ack, &c->b.ack_len) == 0) {
+		osip_message_free(m);
+		txn_layer_send_buf(c->b2b->txn, c->b.ack, c->b.ack_len, &c->b.dest);
+		c->b2b->st.acks_sent++;
+		return true;
+	}
+	/* an answer cannot be refused (it came in an ACK): ACK, then BYE both */
+	if (!why)
+		why = "out of memory";
+	sipmsg_set_body(m, NULL, NULL, 0);
+	txn_layer_send(c->b2b->txn, m, &c->b.dest);
+	reason_value(reason, sizeof(reason), 488, why);
+	LOG_INFO(c->id, "late answer refused", LF_S("reason", why));
+	c->b2b->st.rejected_sdp++;
+	end_both(c, 488, why);
+	return false;
+}
+
 static void b_2xx(struct call *c, struct txn *t, osip_message_t *resp)
 {
 	const char *tag = sipmsg_to_tag(resp);
@@ -1028,10 +1142,10 @@ static void b_2xx(struct call *c, struct txn *t, osip_message_t *resp)
 	int status;
 
 	if (c->b.dlg && dialog_state(c->b.dlg) == DIALOG_CONFIRMED) {
-		if (dialog_matches(c->b.dlg, resp))
-			ack_b(c, t, resp); /* a retransmission */
-		else
+		if (!dialog_matches(c->b.dlg, resp))
 			ack_and_bye_stray(c, t, resp);
+		else if (!c->late_ack)
+			ack_b(c, t, resp); /* a retransmission; a late offer's ACK waits */
 		return;
 	}
 	if (c->b.dlg && (!tag || !dialog_matches(c->b.dlg, resp))) {
@@ -1044,6 +1158,10 @@ static void b_2xx(struct call *c, struct txn *t, osip_message_t *resp)
 		/* no usable Contact: no dialog to ACK or BYE in */
 		LOG_INFO(c->id, "leg B's 2xx cannot make a dialog");
 		fail_call(c, 502, "leg B answered with no usable Contact", 502);
+		return;
+	}
+	if (c->late_offer && c->state != CALL_CANCELLING) {
+		b_2xx_offer(c, t, resp);
 		return;
 	}
 	ack_b(c, t, resp);
@@ -1082,6 +1200,14 @@ static void b_2xx(struct call *c, struct txn *t, osip_message_t *resp)
 		end_both(c, 500, "the 2xx could not be sent to leg A");
 		goto out;
 	}
+	answered(c);
+out:
+	OPENSSL_cleanse(buf, status ? SDP_MAX_BYTES : len + 1);
+}
+
+/* Leg A has our 2xx: it is retransmitted until leg A's ACK (13.3.1.4). */
+static void answered(struct call *c)
+{
 	dialog_set_state(c->a.dlg, DIALOG_CONFIRMED);
 	c->state = CALL_ANSWERED;
 	c->answer_ms = now_ms();
@@ -1092,8 +1218,6 @@ static void b_2xx(struct call *c, struct txn *t, osip_message_t *resp)
 		event_add(&c->retrans, &(struct timeval){ .tv_usec = T1_MS * 1000 });
 	}
 	event_add(&c->deadline, &(struct timeval){ .tv_sec = 64 * T1_MS / 1000 });
-out:
-	OPENSSL_cleanse(buf, status ? SDP_MAX_BYTES : len + 1);
 }
 
 /* RFC 3261 leaves a B2BUA free in what it relays; these are not relayed as
@@ -1596,6 +1720,8 @@ static void on_ack(struct b2bua *b, osip_message_t *req)
 		return; /* a retransmitted ACK */
 	event_del(&c->retrans);
 	event_del(&c->deadline);
+	if (c->late_ack && c->state == CALL_ANSWERED && !late_answer(c, req))
+		return;
 	if (c->state == CALL_ENDING) {
 		send_in_dialog(&c->a, "BYE", c->bye_reason[0] ? c->bye_reason : NULL, false);
 		call_free(c, "BYE from leg B");

@@ -1,12 +1,16 @@
 """The back-to-back call's edges, with plain Python sockets as the carrier
 and the IVR (no sipp): Max-Forwards at 0 (483), an INVITE without Contact
-(400) or without SDP (488), leg B's failures mapped to leg A (486 relayed,
-3xx to 480, 407 to 403), ring_timeout (408 to leg A, CANCEL with a Reason to
-leg B), re-INVITE hold and resume relayed with our key kept, a re-INVITE
-refused by the far leg with the call going on, UPDATE and glare (491),
-T.38 refused with Warning 304, INFO and OPTIONS relayed in the call, drain (503 to new
-INVITEs, the call in progress ends normally, then the daemon exits), a call
-over TCP on both legs, and a peer given by host name."""
+(400), a merged INVITE (482), late offer (the offer in leg B's 2xx, the
+answer in leg A's ACK; an unacceptable late answer ACKed, then BYEd), leg
+B's failures mapped to leg A (486 relayed, 3xx to 480, 407 to 403),
+ring_timeout (408 to leg A, CANCEL with a Reason to leg B), re-INVITE hold
+and resume relayed with our key kept, a re-INVITE refused by the far leg
+with the call going on, a second re-INVITE (500, Retry-After), UPDATE and
+glare (491), T.38 refused with Warning 304, INFO and OPTIONS relayed in the
+call, 100rel (420, never crossing), drain (503 to new INVITEs, the call in
+progress ends normally, then the daemon exits), drain_timeout ending calls
+with a Reason, a call over TCP on both legs, and a peer given by host
+name."""
 
 import json
 import os
@@ -296,14 +300,6 @@ class CallEdgesTest(DaemonTestCase):
         self.assertIsNone(self.ivr_sock.recv(0.3), "leg B must not be tried")
         self.assert_idle()
 
-    def test_no_sdp_is_488(self):
-        self.start()
-        self.carrier.invite(body="")
-        _, first, hdrs, _ = self.carrier.final()
-        self.assertEqual(status(first), 488)
-        self.assertIn("without an SDP offer", hdrs["warning"][0])
-        self.assert_idle()
-
     def test_merged_request_is_482(self):
         # RFC 3261 8.2.2.2: the same INVITE in another transaction (a new
         # branch) is not a second call
@@ -572,6 +568,60 @@ class CallEdgesTest(DaemonTestCase):
         self.ivr_sock.send(respond(inv, 486, "Busy Here", "ivr1"))
         self.carrier.final()
         self.carrier.ack()
+        self.assert_idle()
+
+    def late_offer_call(self):
+        """A late-offer call up to the carrier's 200: returns (IVR's INVITE,
+        the carrier's 200 body)."""
+        self.carrier.invite(body="")
+        inv, _, ihdrs, ibody = self.ivr_invite()
+        self.assertEqual(ibody, "")
+        self.assertNotIn("content-type", ihdrs)
+        self.ivr_sock.send(respond(inv, 200, "OK", "ivr1",
+                                   "Contact: <sip:ivr@127.0.0.1:%d>" % self.ivr_peer, ANSWER))
+        self.assertIsNone(self.ivr_sock.recv(0.3), "leg B's ACK waits for leg A's answer")
+        _, first, hdrs, body = self.carrier.final()
+        self.assertEqual(status(first), 200)
+        return inv, body
+
+    def test_late_offer(self):
+        self.start()
+        _, offer = self.late_offer_call()
+        # our offer to the carrier: RTP/SAVP with every allowed suite
+        self.assertIn("RTP/SAVP", offer)
+        self.assertEqual(re.findall(r"a=crypto:(\d) (\S+)", offer),
+                         [("1", "AES_CM_128_HMAC_SHA1_80"), ("2", "AES_CM_128_HMAC_SHA1_32")])
+        answer = OFFER  # one line, tag 1, a key of the carrier's
+        self.carrier_sock.send(self.carrier.request("ACK", cseq=1, body=answer),
+                               self.carrier.daemon)
+        _, _, ahdrs, abody = self.ivr_sock.expect(lambda f, h, b: f.startswith("ACK "),
+                                                  "ACK with the answer on leg B")
+        self.assertIn("RTP/AVP", abody)
+        self.assertNotIn("a=crypto", abody)
+        self.assertEqual(ahdrs["content-type"], ["application/sdp"])
+        rc, calls = ctl(self.ctl_sock, "calls")
+        self.assertEqual(calls["calls"][0]["state"], "confirmed")
+        self.assertEqual(calls["calls"][0]["suite"], "AES_CM_128_HMAC_SHA1_80")
+        self.hang_up()
+
+    def test_late_answer_unacceptable_acks_then_byes(self):
+        self.start()
+        self.late_offer_call()
+        plain = OFFER.replace("RTP/SAVP", "RTP/AVP").split("a=crypto")[0]
+        self.carrier_sock.send(self.carrier.request("ACK", cseq=1, body=plain),
+                               self.carrier.daemon)
+        _, _, _, abody = self.ivr_sock.expect(lambda f, h, b: f.startswith("ACK "),
+                                              "ACK on leg B")
+        self.assertEqual(abody, "")
+        bye, _, bhdrs, _ = self.ivr_sock.expect(lambda f, h, b: f.startswith("BYE "),
+                                                "BYE on leg B")
+        self.assertRegex(bhdrs["reason"][0], r'^SIP;cause=488;text="')
+        self.ivr_sock.send(respond(bye, 200, "OK"))
+        _, _, chdrs, _ = self.carrier_sock.expect(lambda f, h, b: f.startswith("BYE "),
+                                                  "BYE on leg A")
+        self.assertRegex(chdrs["reason"][0], r'^SIP;cause=488;text="')
+        rc, st = ctl(self.ctl_sock, "stats")
+        self.assertEqual(st["calls"]["ended_by_srtpbridge"], 1)
         self.assert_idle()
 
     def test_update_and_glare(self):

@@ -279,15 +279,15 @@ class SipTransportTest(DaemonTestCase):
         msg = request("INVITE", self.port)
         s.sendto(msg, ("127.0.0.1", self.port))
         first = [s.recv(65536) for _ in range(2)]
-        # no SDP offer: the B2BUA refuses it (late offer is not bridged)
-        self.assertEqual([status_of(d) for d in first], [100, 488])
+        # no Contact: the B2BUA cannot make a dialog of it
+        self.assertEqual([status_of(d) for d in first], [100, 400])
         s.sendto(msg, ("127.0.0.1", self.port))  # lost final response, says the peer
         again = s.recv(65536)
-        self.assertEqual(status_of(again), 488)
+        self.assertEqual(status_of(again), 400)
         self.assertEqual(again, first[1])
         # one request reached the transaction user, not two (its log line
-        # came before the 488 we already hold)
-        self.assertEqual(len(self.daemon.find_logs(msg="call refused", status="488",
+        # came before the 400 we already hold)
+        self.assertEqual(len(self.daemon.find_logs(msg="call refused", status="400",
                                                    since=mark)), 1)
 
 
