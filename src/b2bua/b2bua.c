@@ -1781,6 +1781,9 @@ static bool tu_request(void *arg, struct txn *t, osip_message_t *req, const stru
 	}
 	if (strcmp(m, "BYE") == 0)
 		on_bye(b, t, req, l);
+	else if (strcmp(m, "UPDATE") == 0 && osip_list_size(&req->bodies) == 0 &&
+		 !l->call->ri.active)
+		on_relay(b, t, req, l); /* a session refresh: no offer, nothing to rewrite */
 	else if (strcmp(m, "INVITE") == 0 || strcmp(m, "UPDATE") == 0)
 		on_offer(b, t, req, l, strcmp(m, "INVITE") == 0);
 	else if (strcmp(m, "INFO") == 0 || strcmp(m, "NOTIFY") == 0 || strcmp(m, "MESSAGE") == 0 ||

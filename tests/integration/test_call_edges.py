@@ -519,6 +519,17 @@ class CallEdgesTest(DaemonTestCase):
         self.ivr_sock.send(respond(req, 200, "OK"))
         _, first, _, _ = self.final_to_carrier("INFO")
         self.assertEqual(status(first), 200)
+        # an UPDATE without SDP (a session refresh) crosses as it is
+        self.carrier.cseq += 1
+        self.carrier_sock.send(self.carrier.request("UPDATE", cseq=self.carrier.cseq,
+                                                    extra="Contact: <sip:carrier@127.0.0.1>"),
+                               self.carrier.daemon)
+        req, _, _, body = self.ivr_sock.expect(lambda f, h, b: f.startswith("UPDATE "),
+                                               "UPDATE on leg B")
+        self.assertEqual(body, "")
+        self.ivr_sock.send(respond(req, 200, "OK"))
+        _, first, _, _ = self.final_to_carrier("UPDATE")
+        self.assertEqual(status(first), 200)
         # OPTIONS within the dialog is answered by the far end: its 405 comes back
         self.carrier.cseq += 1
         self.carrier_sock.send(self.carrier.request("OPTIONS", cseq=self.carrier.cseq),
