@@ -128,16 +128,18 @@ struct call {
 	/* A re-INVITE or UPDATE with an offer, relayed from leg `from` to the
 	 * other: one at a time per call (RFC 3261 14.2, RFC 3311 5.2). */
 	struct {
-		bool active;	    /* offered, not yet answered on `from` */
-		bool invite;	    /* re-INVITE (else UPDATE) */
-		bool awaiting_ack;  /* our 2xx to `from`'s re-INVITE awaits its ACK */
-		bool answered;	    /* the other leg's 2xx came */
-		struct leg *from;   /* the leg whose peer offered */
-		struct leg *to;	    /* the other: where our request went */
-		struct txn *server; /* its request's server transaction */
-		struct txn *client; /* ours on the other leg, until it terminates */
-		uint32_t cseq;	    /* of `from`'s re-INVITE, for its ACK */
-		char *ack;	    /* our ACK of the other leg's 2xx, serialised */
+		bool active;		  /* offered, not yet answered on `from` */
+		bool invite;		  /* re-INVITE (else UPDATE) */
+		bool awaiting_ack;	  /* our 2xx to `from`'s re-INVITE awaits its ACK */
+		bool answered;		  /* the other leg's 2xx came */
+		struct leg *from;	  /* the leg whose peer offered */
+		struct leg *to;		  /* the other: where our request went */
+		struct txn *server;	  /* its request's server transaction */
+		struct txn *client;	  /* ours on the other leg, until it terminates */
+		uint32_t cseq;		  /* of `from`'s re-INVITE, for its ACK */
+		bool late;		  /* a re-INVITE without SDP: the offer comes in the 2xx */
+		osip_message_t *late_ack; /* then our ACK waits for the offerer's answer */
+		char *ack;		  /* our ACK of the other leg's 2xx, serialised */
 		size_t ack_len;
 	} ri;
 	uint64_t start_ms, answer_ms;
@@ -506,6 +508,7 @@ static void call_free(struct call *c, const char *why)
 	if (c->ri.active && c->ri.server && !c->ri.answered)
 		respond_leg(c->ri.from, c->ri.server, 487, NULL, 0, NULL, NULL);
 	osip_message_free(c->late_ack);
+	osip_message_free(c->ri.late_ack);
 	cut_loose(c->ri.server);
 	cut_loose(c->ri.client);
 	while (c->relays) {
@@ -1403,6 +1406,54 @@ static void refuse_t38(struct leg *x, struct txn *t)
 	txn_respond(t, resp);
 }
 
+static void ri_start(struct call *c, struct txn *t, const osip_message_t *req, struct leg *x,
+		     bool invite, bool late)
+{
+	c->ri.active = true;
+	c->ri.invite = invite;
+	c->ri.late = late;
+	c->ri.from = x;
+	c->ri.to = other(x);
+	c->ri.server = t;
+	c->ri.answered = false;
+	sipmsg_cseq(req, &c->ri.cseq, NULL);
+	free(c->ri.ack);
+	c->ri.ack = NULL;
+	osip_message_free(c->ri.late_ack);
+	c->ri.late_ack = NULL;
+	txn_set_data(t, x);
+}
+
+static void on_offerless(struct b2bua *b, struct txn *t, osip_message_t *req, struct leg *x)
+{
+	struct leg *y = other(x);
+	osip_message_t *m = NULL;
+	char contact[300];
+	int err;
+
+	err = dialog_request(y->dlg, "INVITE", &m);
+	if (!err)
+		err = add_via(m, y->trunk, y->dest.transport);
+	if (!err)
+		err = legb_contact(contact, sizeof(contact), y->trunk, y->dest.transport,
+				   x->call->id);
+	if (!err && osip_message_set_contact(m, contact))
+		err = ENOMEM;
+	if (!err) {
+		err = txn_request(b->txn, m, &y->dest, y, &x->call->ri.client);
+		m = NULL; /* taken */
+	}
+	osip_message_free(m);
+	if (err) {
+		respond_leg(x, t, 500, NULL, 0, "the re-INVITE could not be sent to the other leg",
+			    NULL);
+		return;
+	}
+	ri_start(x->call, t, req, x, true, true);
+	LOG_INFO(x->call->id, "offerless re-INVITE relayed",
+		 LF_S("from", x->is_a ? "leg A" : "leg B"));
+}
+
 static void on_offer(struct b2bua *b, struct txn *t, osip_message_t *req, struct leg *x,
 		     bool invite)
 {
@@ -1442,10 +1493,9 @@ static void on_offer(struct b2bua *b, struct txn *t, osip_message_t *req, struct
 		return;
 	}
 	if (!body_of(req, &sdp, &len)) {
-		respond_leg(x, t, 488, NULL, 0,
-			    "a re-INVITE or UPDATE without SDP is not relayed yet: the call goes "
-			    "on as it was",
-			    NULL);
+		/* a re-INVITE without SDP (CUBE and Avaya on transfer) asks for an
+		 * offer: the other leg's, in its 2xx, rewritten for this one */
+		on_offerless(b, t, req, x);
 		return;
 	}
 	if (count_m_lines(sdp, len) > media_session_nstreams(c->media)) {
@@ -1487,22 +1537,109 @@ static void on_offer(struct b2bua *b, struct txn *t, osip_message_t *req, struct
 			    NULL);
 		return;
 	}
-	c->ri.active = true;
-	c->ri.invite = invite;
-	c->ri.from = x;
-	c->ri.to = y;
-	c->ri.server = t;
-	c->ri.answered = false;
-	sipmsg_cseq(req, &c->ri.cseq, NULL);
-	free(c->ri.ack);
-	c->ri.ack = NULL;
-	txn_set_data(t, x);
+	ri_start(c, t, req, x, invite, false);
 	LOG_INFO(c->id, "offer relayed", LF_S("method", method),
 		 LF_S("from", x->is_a ? "leg A" : "leg B"),
 		 LF_U("rekeyed", res.from_rekeyed ? 1 : 0));
 }
 
 /* The other leg answered our re-INVITE or UPDATE. */
+static void ri_awaiting_ack(struct call *c)
+{
+	c->ri.awaiting_ack = true;
+	if (c->ri.from->dest.transport == SIP_TP_UDP) {
+		c->a_2xx_ms = T1_MS;
+		event_add(&c->retrans, &(struct timeval){ .tv_usec = T1_MS * 1000 });
+	}
+	event_add(&c->deadline, &(struct timeval){ .tv_sec = 64 * T1_MS / 1000 });
+}
+
+/* The 2xx to an offerless re-INVITE carries the other leg's offer: into our
+ * 2xx to the offerer; the other leg's ACK waits for the answer. */
+static void ri_late_2xx(struct call *c, struct txn *t, osip_message_t *resp)
+{
+	struct leg *x = c->ri.from, *y = c->ri.to;
+	const char *sdp, *why = NULL;
+	size_t len;
+	uint16_t ports[OA_MAX_STREAMS];
+	struct oa_result res;
+	char reason[REASON_MAX];
+	int err;
+
+	memset(&res, 0, sizeof(res));
+	if (dialog_ack(y->dlg, txn_get_request(t), resp, &c->ri.late_ack) ||
+	    add_via(c->ri.late_ack, y->trunk, y->dest.transport))
+		why = "the ACK for the other leg could not be built";
+	dialog_refresh_target(y->dlg, resp);
+	if (!why && !body_of(resp, &sdp, &len))
+		why = "the answer to an offerless re-INVITE has no SDP offer";
+	if (!why) {
+		media_session_ports(c->media, x->is_a ? MEDIA_LEG_A : MEDIA_LEG_B, ports,
+				    OA_MAX_STREAMS);
+		err = oa_offer(y->oa, x->oa, (struct slice){ sdp, len }, ports, OA_MAX_STREAMS,
+			       c->b2b->sdp, SDP_MAX_BYTES, &res);
+		why = err ? "the offer could not be rewritten" : res.status ? res.reason : NULL;
+	}
+	if (why) {
+		/* an offer in a 2xx cannot be refused: ACK it, then BYE */
+		OPENSSL_cleanse(c->b2b->sdp, SDP_MAX_BYTES);
+		if (c->ri.late_ack)
+			txn_layer_send(c->b2b->txn, c->ri.late_ack, &y->dest);
+		c->ri.late_ack = NULL;
+		reason_value(reason, sizeof(reason), 488, why);
+		respond_leg(x, c->ri.server, 488, NULL, 0, why, reason);
+		ri_done(c);
+		c->b2b->st.rejected_sdp++;
+		end_both(c, 488, why);
+		return;
+	}
+	respond_leg(x, c->ri.server, sipmsg_status(resp), c->b2b->sdp, res.len, NULL, NULL);
+	OPENSSL_cleanse(c->b2b->sdp, res.len + 1);
+	ri_awaiting_ack(c);
+}
+
+/* The offerer's ACK carries the answer to the other leg's offer. Returns
+ * false when the call has been ended. */
+static bool ri_late_ack(struct call *c, const osip_message_t *ack)
+{
+	struct leg *x = c->ri.from, *y = c->ri.to;
+	const char *sdp, *why = NULL;
+	size_t len;
+	uint16_t ports[OA_MAX_STREAMS];
+	struct oa_result res;
+	osip_message_t *m = c->ri.late_ack;
+	int err;
+
+	c->ri.late_ack = NULL;
+	memset(&res, 0, sizeof(res));
+	if (!body_of(ack, &sdp, &len)) {
+		why = "the ACK carries no SDP answer to the offer";
+	} else {
+		media_session_ports(c->media, y->is_a ? MEDIA_LEG_A : MEDIA_LEG_B, ports,
+				    OA_MAX_STREAMS);
+		err = oa_answer(x->oa, y->oa, (struct slice){ sdp, len }, ports, OA_MAX_STREAMS,
+				c->b2b->sdp, SDP_MAX_BYTES, &res);
+		why = err ? "the answer could not be rewritten" : res.status ? res.reason : NULL;
+	}
+	if (!why && sipmsg_set_body(m, "application/sdp", c->b2b->sdp, res.len))
+		why = "out of memory";
+	OPENSSL_cleanse(c->b2b->sdp, why ? SDP_MAX_BYTES : res.len + 1);
+	if (!why && sipmsg_serialize(m, &c->ri.ack, &c->ri.ack_len) == 0) {
+		osip_message_free(m);
+		txn_layer_send_buf(c->b2b->txn, c->ri.ack, c->ri.ack_len, &y->dest);
+		return true;
+	}
+	if (!why)
+		why = "out of memory";
+	sipmsg_set_body(m, NULL, NULL, 0);
+	txn_layer_send(c->b2b->txn, m, &y->dest);
+	LOG_INFO(c->id, "late answer refused", LF_S("reason", why));
+	c->b2b->st.rejected_sdp++;
+	ri_done(c);
+	end_both(c, 488, why);
+	return false;
+}
+
 static void ri_response(struct call *c, struct txn *t, osip_message_t *resp)
 {
 	struct leg *x = c->ri.from, *y;
@@ -1519,12 +1656,13 @@ static void ri_response(struct call *c, struct txn *t, osip_message_t *resp)
 		txn_layer_send_buf(c->b2b->txn, c->ri.ack, c->ri.ack_len, &c->ri.to->dest);
 		return;
 	}
-	if (!c->ri.active || !x)
-		return;
+	if (!c->ri.active || !x || c->ri.answered)
+		return; /* a retransmission while our ACK waits for the offerer's answer */
 	y = other(x);
 	if (code >= 300) {
 		/* RFC 3261 14.1: a refused re-INVITE leaves the session as it was */
-		oa_rollback(x->oa, y->oa);
+		if (!c->ri.late)
+			oa_rollback(x->oa, y->oa);
 		mapped = map_failure(code, &warning);
 		respond_leg(x, c->ri.server, mapped, NULL, 0, warning,
 			    sipmsg_header_get(resp, "Reason", 0));
@@ -1533,6 +1671,10 @@ static void ri_response(struct call *c, struct txn *t, osip_message_t *resp)
 		return;
 	}
 	c->ri.answered = true;
+	if (c->ri.late) {
+		ri_late_2xx(c, t, resp);
+		return;
+	}
 	if (c->ri.invite) {
 		osip_message_t *ack = NULL;
 
@@ -1564,12 +1706,7 @@ static void ri_response(struct call *c, struct txn *t, osip_message_t *resp)
 		ri_done(c);
 		return;
 	}
-	c->ri.awaiting_ack = true;
-	if (x->dest.transport == SIP_TP_UDP) {
-		c->a_2xx_ms = T1_MS;
-		event_add(&c->retrans, &(struct timeval){ .tv_usec = T1_MS * 1000 });
-	}
-	event_add(&c->deadline, &(struct timeval){ .tv_sec = 64 * T1_MS / 1000 });
+	ri_awaiting_ack(c);
 }
 
 /* Our re-INVITE or UPDATE got no answer (timeout, transport): the offerer
@@ -1577,10 +1714,10 @@ static void ri_response(struct call *c, struct txn *t, osip_message_t *resp)
 static void ri_failed(struct call *c, int status, const char *why)
 {
 	struct leg *x = c->ri.from;
-
 	if (!c->ri.active || !x || c->ri.answered)
 		return;
-	oa_rollback(x->oa, other(x)->oa);
+	if (!c->ri.late)
+		oa_rollback(x->oa, other(x)->oa);
 	respond_leg(x, c->ri.server, status, NULL, 0, why, NULL);
 	ri_done(c);
 }
@@ -1710,6 +1847,8 @@ static void on_ack(struct b2bua *b, osip_message_t *req)
 	c = l->call;
 	if (c->ri.awaiting_ack && c->ri.from == l && sipmsg_cseq(req, &n, NULL) == 0 &&
 	    n == c->ri.cseq) {
+		if (c->ri.late_ack && !ri_late_ack(c, req))
+			return;
 		ri_done(c);
 		LOG_DEBUG(c->id, "the 2xx of a re-INVITE was acknowledged");
 		return;

@@ -517,6 +517,11 @@ static int make_offered_stream(struct oa_leg *to, const struct stream *src, size
 		for (size_t i = 0; i < n; i++) {
 			crypto1_from(&s->offered[i], &lines[i]);
 			sdes_wipe(&lines[i]);
+			/* a leg that answered before and now offers (an offerless
+			 * re-INVITE, a late offer) keeps the key it protects with */
+			if (t->rekey != REKEY_ALWAYS && s->ours.valid &&
+			    s->offered[i].suite == s->ours.suite)
+				s->offered[i].key = s->ours.key;
 		}
 		s->noffered = n;
 	}

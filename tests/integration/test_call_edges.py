@@ -5,7 +5,8 @@ answer in leg A's ACK; an unacceptable late answer ACKed, then BYEd), leg
 B's failures mapped to leg A (486 relayed, 3xx to 480, 407 to 403),
 ring_timeout (408 to leg A, CANCEL with a Reason to leg B), re-INVITE hold
 and resume relayed with our key kept, a re-INVITE refused by the far leg
-with the call going on, a second re-INVITE (500, Retry-After), UPDATE and
+with the call going on, an offerless re-INVITE (the far leg's offer in our
+200, the answer from the ACK), a second re-INVITE (500, Retry-After), UPDATE and
 glare (491), T.38 refused with Warning 304, INFO and OPTIONS relayed in the
 call, 100rel (420, never crossing), drain (503 to new INVITEs, the call in
 progress ends normally, then the daemon exits), drain_timeout ending calls
@@ -451,6 +452,33 @@ class CallEdgesTest(DaemonTestCase):
         self.assertEqual(status(first), 200)
         self.carrier.ack()
         return raw, first, hdrs, body
+
+    def test_offerless_reinvite(self):
+        # CUBE and Avaya on transfer: a re-INVITE without SDP asks for an
+        # offer; the IVR's comes back in our 200 with our key kept, and the
+        # answer in the carrier's ACK reaches the IVR in ours
+        self.start()
+        self.carrier.invite()
+        _, _, _, first_answer = self.answer_with_body()
+        key = re.search(r"inline:(\S+)", first_answer).group(1)
+        req, hdrs, sdp = self.reinvite(body="")
+        self.assertEqual(sdp, "")
+        self.ivr_sock.send(respond(req, 200, "OK", extra="Contact: <sip:ivr@127.0.0.1:%d>"
+                                   % self.ivr_peer, body=ANSWER))
+        self.assertIsNone(self.ivr_sock.recv(0.3), "leg B's ACK waits for the answer")
+        _, first, _, offer = self.final_to_carrier()
+        self.assertEqual(status(first), 200)
+        self.assertIn("RTP/SAVP", offer)
+        self.assertIn("inline:" + key, offer)
+        self.carrier_sock.send(self.carrier.request("ACK", cseq=self.carrier.cseq, body=OFFER),
+                               self.carrier.daemon)
+        _, _, ahdrs, abody = self.ivr_sock.expect(lambda f, h, b: f.startswith("ACK "),
+                                                  "ACK with the answer on leg B")
+        self.assertIn("RTP/AVP", abody)
+        self.assertNotIn("a=crypto", abody)
+        rc, calls = ctl(self.ctl_sock, "calls")
+        self.assertEqual(calls["calls"][0]["state"], "confirmed")
+        self.hang_up()
 
     def test_reinvite_refused_call_goes_on(self):
         self.start()

@@ -305,6 +305,36 @@ static void test_refresh_hold_resume_rekey(void **state)
 	oa_leg_destroy(b);
 }
 
+/* The carrier answered once (we gave our key K); now the IVR offers toward
+ * the carrier (an offerless re-INVITE, a late offer): our offer to the
+ * carrier keeps K in its line of the same suite; the other suite gets a
+ * fresh key. */
+static void test_answerer_offers_with_its_key(void **state)
+{
+	struct oa_leg *a = leg("carrier", 1000), *b = leg("ivr", 2000);
+	char out[SDP_MAX_BYTES], first[SDP_MAX_BYTES];
+	char c1[512];
+	const char *k, *line2;
+	struct oa_result res;
+
+	(void)state;
+	offer(a, b, carrier_offer, out, &res);
+	answer(b, a, ivr_answer, first, &res);
+	k = strstr(crypto_line(first, c1, sizeof(c1)), "inline:");
+	assert_non_null(k);
+	/* the IVR's offer, toward the carrier */
+	assert_int_equal(
+		oa_offer(b, a, slice_from(ivr_answer), ports_a, 3, out, SDP_MAX_BYTES, &res), 0);
+	assert_int_equal(res.status, 0);
+	assert_non_null(strstr(out, "a=crypto:1 AES_CM_128_HMAC_SHA1_80 "));
+	assert_non_null(strstr(out, k)); /* the same key, padding and all */
+	line2 = strstr(out, "a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:");
+	assert_non_null(line2);
+	assert_null(strstr(line2, k));
+	oa_leg_destroy(a);
+	oa_leg_destroy(b);
+}
+
 static void test_rekey_always(void **state)
 {
 	struct oa_leg *a = leg("carrier-always", 1000), *b = leg("ivr", 2000);
@@ -586,6 +616,7 @@ int main(void)
 		cmocka_unit_test(test_secure_to_plain_and_back),
 		cmocka_unit_test(test_one_answer_per_offer),
 		cmocka_unit_test(test_refresh_hold_resume_rekey),
+		cmocka_unit_test(test_answerer_offers_with_its_key),
 		cmocka_unit_test(test_rekey_always),
 		cmocka_unit_test(test_plain_to_secure_and_back),
 		cmocka_unit_test(test_refusals),
