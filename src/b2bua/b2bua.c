@@ -1223,21 +1223,44 @@ static void answered(struct call *c)
 	event_add(&c->deadline, &(struct timeval){ .tv_sec = 64 * T1_MS / 1000 });
 }
 
-/* RFC 3261 leaves a B2BUA free in what it relays; these are not relayed as
- * they came: a redirect would hand leg B's Contacts to the carrier, a
- * challenge asks srtpbridge for credentials it does not have. */
+/* RFC 3261 leaves a B2BUA free in what it relays; a challenge is not relayed
+ * as it came: it asks srtpbridge for credentials it does not have. */
 static int map_failure(int code, const char **warning)
 {
 	*warning = NULL;
-	if (code >= 300 && code < 400) {
-		*warning = "leg B redirected the call; redirects are not followed";
-		return 480;
-	}
 	if (code == 401 || code == 407) {
 		*warning = "leg B asked srtpbridge for credentials; it has none";
 		return 403;
 	}
 	return code;
+}
+
+/* A 3xx from leg B goes to leg A with its Contacts (the targets leg B
+ * names on purpose) and its Reason: the carrier decides whether to follow
+ * it; srtpbridge does not. */
+static void redirect_a(struct call *c, const osip_message_t *resp)
+{
+	const char *reason = sipmsg_header_get(resp, "Reason", 0);
+	osip_message_t *out = NULL;
+	int err;
+
+	if (!c->a.invite || sipmsg_response(&out, txn_get_request(c->a.invite), sipmsg_status(resp),
+					    NULL, c->a.tag, NULL))
+		return;
+	err = reason ? sipmsg_header_add(out, "Reason", reason) : 0;
+	for (int i = 0; !err && i < osip_list_size(&resp->contacts); i++) {
+		osip_contact_t *ct = NULL;
+
+		if (osip_contact_clone(osip_list_get(&resp->contacts, i), &ct) ||
+		    osip_list_add(&out->contacts, ct, -1) < 0) {
+			osip_contact_free(ct);
+			err = ENOMEM;
+		}
+	}
+	if (err)
+		osip_message_free(out);
+	else
+		txn_respond(c->a.invite, out);
 }
 
 static void b_failure(struct call *c, osip_message_t *resp)
@@ -1253,7 +1276,10 @@ static void b_failure(struct call *c, osip_message_t *resp)
 	}
 	mapped = map_failure(code, &warning);
 	c->b2b->st.calls_failed++;
-	respond_a(c, mapped, NULL, 0, warning, reason);
+	if (code >= 300 && code < 400)
+		redirect_a(c, resp); /* relayed with its Contacts, not followed */
+	else
+		respond_a(c, mapped, NULL, 0, warning, reason);
 	snprintf(why, sizeof(why), "leg B answered %d", code);
 	call_free(c, why);
 }

@@ -2,7 +2,8 @@
 and the IVR (no sipp): Max-Forwards at 0 (483), an INVITE without Contact
 (400), a merged INVITE (482), late offer (the offer in leg B's 2xx, the
 answer in leg A's ACK; an unacceptable late answer ACKed, then BYEd), leg
-B's failures mapped to leg A (486 relayed, 3xx to 480, 407 to 403),
+B's failures relayed to leg A (486 with its Reason, a 302 with its
+Contact, not followed; 407 becomes 403),
 ring_timeout (408 to leg A, CANCEL with a Reason to leg B), re-INVITE hold
 and resume relayed with our key kept, a re-INVITE refused by the far leg
 with the call going on, an offerless re-INVITE (the far leg's offer in our
@@ -338,13 +339,13 @@ class CallEdgesTest(DaemonTestCase):
         self.assertEqual(hdrs["reason"], ['Q.850;cause=17;text="User busy"'])
         self.assert_idle()
 
-    def test_redirect_becomes_480(self):
+    def test_redirect_relayed_not_followed(self):
         self.start()
         first, hdrs = self.failure(302, "Moved Temporarily",
-                                   "Contact: <sip:secret-ivr@10.9.9.9>")
-        self.assertEqual(status(first), 480)
-        self.assertIn("redirects are not followed", hdrs["warning"][0])
-        self.assertNotIn("contact", hdrs)
+                                   "Contact: <sip:+4930999@192.0.2.99>")
+        self.assertEqual(status(first), 302)
+        self.assertEqual(hdrs["contact"], ["<sip:+4930999@192.0.2.99>"])
+        self.assertIsNone(self.ivr_sock.recv(0.3), "srtpbridge does not follow it")
         self.assert_idle()
 
     def test_challenge_becomes_403(self):
