@@ -323,8 +323,51 @@ static const char *call_name(const struct call *c)
 /* A response to leg A's INVITE: our To tag, and for 101..299 the dialog's
  * Record-Route and our Contact, with the SDP when there is one. warning and
  * reason (a Reason header value) may be NULL. */
+/* Session timers (RFC 4028) are the endpoints' business: Session-Expires,
+ * Min-SE and the "timer" option tag cross from one leg to the other, so that
+ * the refresher refreshes end to end through srtpbridge, and a 422 with its
+ * Min-SE reaches the side that chose the interval. Other option tags stay
+ * per hop (see legb.h). src may be NULL. */
+static int copy_timer(osip_message_t *to, const osip_message_t *src)
+{
+	static const char *const names[] = { "Session-Expires", "x", "Min-SE" };
+	const char *v;
+	int err = 0;
+
+	if (!src)
+		return 0;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && !err; i++)
+		for (unsigned k = 0; (v = sipmsg_header_get(src, names[i], k)) && !err; k++)
+			err = sipmsg_header_add(to, i == 1 ? "Session-Expires" : names[i], v);
+	for (int r = 0; r < 2 && !err; r++) {
+		const char *name = r ? "Require" : "Supported";
+		bool timer = false;
+
+		for (unsigned k = 0; (v = sipmsg_header_get(src, name, k)) && !timer; k++)
+			for (const char *p = v; (p = strcasestr(p, "timer")) != NULL; p += 5)
+				if ((p == v || strchr(", \t", p[-1])) && strchr(", \t", p[5]))
+					timer = true;
+		if (!timer && !r)
+			for (unsigned k = 0; (v = sipmsg_header_get(src, "k", k)) && !timer; k++)
+				timer = strcasestr(v, "timer") != NULL;
+		if (timer)
+			err = sipmsg_header_add(to, name, "timer");
+	}
+	return err;
+}
+
+static int respond_a_src(struct call *c, const osip_message_t *src, int status, const char *sdp,
+			 size_t len, const char *warning, const char *reason);
+
 static int respond_a(struct call *c, int status, const char *sdp, size_t len, const char *warning,
 		     const char *reason)
+{
+	return respond_a_src(c, NULL, status, sdp, len, warning, reason);
+}
+
+/* respond_a, with the session-timer headers of src (leg B's response). */
+static int respond_a_src(struct call *c, const osip_message_t *src, int status, const char *sdp,
+			 size_t len, const char *warning, const char *reason)
 {
 	struct leg *a = &c->a;
 	const osip_message_t *req;
@@ -348,6 +391,8 @@ static int respond_a(struct call *c, int status, const char *sdp, size_t len, co
 		if (!err && status >= 200)
 			err = sipmsg_header_add(resp, "Allow", OUR_ALLOW);
 	}
+	if (!err)
+		err = copy_timer(resp, src);
 	if (!err && reason)
 		err = sipmsg_header_add(resp, "Reason", reason);
 	if (!err && len)
@@ -833,7 +878,8 @@ static void new_call(struct b2bua *b, struct txn *t, osip_message_t *req,
 		reject(b, t, req, status, why, NULL);
 		goto out;
 	}
-	if (sdp && sipmsg_set_body(inv, "application/sdp", buf, res.len)) {
+	if (copy_timer(inv, req) ||
+	    (sdp && sipmsg_set_body(inv, "application/sdp", buf, res.len))) {
 		reject(b, t, req, 500, "out of memory", NULL);
 		goto out;
 	}
@@ -982,7 +1028,7 @@ static void b_provisional(struct call *c, osip_message_t *resp)
 			keep_answer(c, buf, len);
 			c->answered_early = true;
 		}
-		respond_a(c, code, buf, len, NULL, NULL);
+		respond_a_src(c, resp, code, buf, len, NULL, NULL);
 	}
 	OPENSSL_cleanse(buf, status ? SDP_MAX_BYTES : len + 1);
 }
@@ -1079,7 +1125,7 @@ static void b_2xx_offer(struct call *c, struct txn *t, osip_message_t *resp)
 		call_free(c, why);
 		return;
 	}
-	err = respond_a(c, sipmsg_status(resp), c->b2b->sdp, res.len, NULL, NULL);
+	err = respond_a_src(c, resp, sipmsg_status(resp), c->b2b->sdp, res.len, NULL, NULL);
 	OPENSSL_cleanse(c->b2b->sdp, res.len + 1);
 	if (err) {
 		c->b2b->st.calls_failed++;
@@ -1197,8 +1243,8 @@ static void b_2xx(struct call *c, struct txn *t, osip_message_t *resp)
 		goto out;
 	}
 	/* one answer per offer: a 2xx without SDP repeats the early one */
-	if (respond_a(c, sipmsg_status(resp), len ? buf : c->a_answer, len ? len : c->a_answer_len,
-		      NULL, NULL)) {
+	if (respond_a_src(c, resp, sipmsg_status(resp), len ? buf : c->a_answer,
+			  len ? len : c->a_answer_len, NULL, NULL)) {
 		c->b2b->st.calls_failed++;
 		end_both(c, 500, "the 2xx could not be sent to leg A");
 		goto out;
@@ -1279,7 +1325,7 @@ static void b_failure(struct call *c, osip_message_t *resp)
 	if (code >= 300 && code < 400)
 		redirect_a(c, resp); /* relayed with its Contacts, not followed */
 	else
-		respond_a(c, mapped, NULL, 0, warning, reason);
+		respond_a_src(c, resp, mapped, NULL, 0, warning, reason);
 	snprintf(why, sizeof(why), "leg B answered %d", code);
 	call_free(c, why);
 }
@@ -1364,8 +1410,18 @@ static void on_bye(struct b2bua *b, struct txn *t, osip_message_t *req, struct l
 /* A response to an in-dialog request of leg l's peer: our To tag is in it
  * already; a 2xx gets our Contact (a target refresh answers with one), Allow
  * and the SDP. warning and reason may be NULL. */
+static int respond_leg_src(struct leg *l, struct txn *t, const osip_message_t *src, int status,
+			   const char *sdp, size_t len, const char *warning, const char *reason);
+
 static int respond_leg(struct leg *l, struct txn *t, int status, const char *sdp, size_t len,
 		       const char *warning, const char *reason)
+{
+	return respond_leg_src(l, t, NULL, status, sdp, len, warning, reason);
+}
+
+/* respond_leg, with the session-timer headers of src (the far leg's response). */
+static int respond_leg_src(struct leg *l, struct txn *t, const osip_message_t *src, int status,
+			   const char *sdp, size_t len, const char *warning, const char *reason)
 {
 	osip_message_t *resp = NULL;
 	char contact[300];
@@ -1382,6 +1438,8 @@ static int respond_leg(struct leg *l, struct txn *t, int status, const char *sdp
 		if (!err)
 			err = sipmsg_header_add(resp, "Allow", OUR_ALLOW);
 	}
+	if (!err)
+		err = copy_timer(resp, src);
 	if (!err && reason)
 		err = sipmsg_header_add(resp, "Reason", reason);
 	if (!err && len)
@@ -1465,6 +1523,8 @@ static void on_offerless(struct b2bua *b, struct txn *t, osip_message_t *req, st
 				   x->call->id);
 	if (!err && osip_message_set_contact(m, contact))
 		err = ENOMEM;
+	if (!err)
+		err = copy_timer(m, req);
 	if (!err) {
 		err = txn_request(b->txn, m, &y->dest, y, &x->call->ri.client);
 		m = NULL; /* taken */
@@ -1550,6 +1610,8 @@ static void on_offer(struct b2bua *b, struct txn *t, osip_message_t *req, struct
 	if (!err && osip_message_set_contact(m, contact))
 		err = ENOMEM;
 	if (!err)
+		err = copy_timer(m, req);
+	if (!err)
 		err = sipmsg_set_body(m, "application/sdp", b->sdp, res.len);
 	OPENSSL_cleanse(b->sdp, res.len + 1);
 	if (!err) {
@@ -1619,7 +1681,8 @@ static void ri_late_2xx(struct call *c, struct txn *t, osip_message_t *resp)
 		end_both(c, 488, why);
 		return;
 	}
-	respond_leg(x, c->ri.server, sipmsg_status(resp), c->b2b->sdp, res.len, NULL, NULL);
+	respond_leg_src(x, c->ri.server, resp, sipmsg_status(resp), c->b2b->sdp, res.len, NULL,
+			NULL);
 	OPENSSL_cleanse(c->b2b->sdp, res.len + 1);
 	ri_awaiting_ack(c);
 }
@@ -1690,8 +1753,8 @@ static void ri_response(struct call *c, struct txn *t, osip_message_t *resp)
 		if (!c->ri.late)
 			oa_rollback(x->oa, y->oa);
 		mapped = map_failure(code, &warning);
-		respond_leg(x, c->ri.server, mapped, NULL, 0, warning,
-			    sipmsg_header_get(resp, "Reason", 0));
+		respond_leg_src(x, c->ri.server, resp, mapped, NULL, 0, warning,
+				sipmsg_header_get(resp, "Reason", 0));
 		LOG_INFO(c->id, "offer refused by the other leg", LF_I("status", code));
 		ri_done(c);
 		return;
@@ -1726,7 +1789,7 @@ static void ri_response(struct call *c, struct txn *t, osip_message_t *resp)
 		end_both(c, status, why);
 		return;
 	}
-	respond_leg(x, c->ri.server, code, c->b2b->sdp, len, NULL, NULL);
+	respond_leg_src(x, c->ri.server, resp, code, c->b2b->sdp, len, NULL, NULL);
 	OPENSSL_cleanse(c->b2b->sdp, len + 1);
 	if (!c->ri.invite) {
 		ri_done(c);
@@ -1817,6 +1880,8 @@ static void on_relay(struct b2bua *b, struct txn *t, osip_message_t *req, struct
 		err = add_via(m, y->trunk, y->dest.transport);
 	if (!err)
 		err = copy_payload(m, req);
+	if (!err)
+		err = copy_timer(m, req);
 	if (!err) {
 		err = txn_request(b->txn, m, &y->dest, y, &r->client);
 		m = NULL; /* taken */
@@ -1847,7 +1912,7 @@ static void relay_response(struct call *c, struct relay *r, osip_message_t *resp
 	mapped = map_failure(code, &warning);
 	if (sipmsg_response(&out, txn_get_request(r->server), mapped, NULL, r->from->tag,
 			    warning) == 0) {
-		if (copy_payload(out, resp) == 0)
+		if (copy_payload(out, resp) == 0 && copy_timer(out, resp) == 0)
 			txn_respond(r->server, out);
 		else
 			osip_message_free(out);

@@ -91,8 +91,12 @@ static bool listed(const struct config_trunk *t, const char *name)
  * srtpbridge does not do (100rel: PRACK is not relayed). */
 static bool hop_by_hop(const char *name)
 {
+	/* (session timers' headers cross, but the B2BUA writes them itself, so
+	 * that pass_headers cannot copy them twice) */
 	return strcasecmp(name, "Supported") == 0 || strcasecmp(name, "k") == 0 ||
-	       strcasecmp(name, "Require") == 0 || strcasecmp(name, "Proxy-Require") == 0;
+	       strcasecmp(name, "Require") == 0 || strcasecmp(name, "Proxy-Require") == 0 ||
+	       strcasecmp(name, "Session-Expires") == 0 || strcasecmp(name, "x") == 0 ||
+	       strcasecmp(name, "Min-SE") == 0;
 }
 
 static int refuse(int *status, const char **why, int code, const char *sentence, int err)

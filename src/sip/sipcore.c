@@ -166,14 +166,27 @@ static void respond(struct sipcore *s, struct txn *t, const osip_message_t *req,
 /* ---- the transaction user, until the B2BUA ---- */
 
 /* RFC 3261 section 8.2.2.3: a Require we do not support is refused with
- * 420 and the tags in Unsupported. We support no extension yet. */
+ * 420 and the tags in Unsupported. The only one we take is "timer" (RFC
+ * 4028): session timers are relayed end to end by the B2BUA. */
 static bool unsupported_required(const osip_message_t *req, char *tags, size_t size)
 {
 	const char *v;
 
 	tags[0] = '\0';
-	for (unsigned i = 0; (v = sipmsg_header_get(req, "Require", i)) != NULL; i++)
-		snprintf(tags + strlen(tags), size - strlen(tags), "%s%s", tags[0] ? ", " : "", v);
+	for (unsigned i = 0; (v = sipmsg_header_get(req, "Require", i)) != NULL; i++) {
+		const char *p = v;
+
+		while (*p) {
+			size_t n;
+
+			p += strspn(p, ", \t");
+			n = strcspn(p, ", \t");
+			if (n && !(n == 5 && osip_strncasecmp(p, "timer", 5) == 0))
+				snprintf(tags + strlen(tags), size - strlen(tags), "%s%.*s",
+					 tags[0] ? ", " : "", (int)n, p);
+			p += n;
+		}
+	}
 	return tags[0] != '\0';
 }
 

@@ -323,8 +323,11 @@ class CallEdgesTest(DaemonTestCase):
 
     # --- leg B's failures ---
 
-    def failure(self, code, reason, extra=""):
-        self.carrier.invite()
+    def failure(self, code, reason, extra="", invite_extra=None):
+        if invite_extra:
+            self.carrier.invite(extra=invite_extra)
+        else:
+            self.carrier.invite()
         inv, _, _, _ = self.ivr_invite()
         self.ivr_sock.send(respond(inv, code, reason, "ivr1", extra=extra))
         self.ivr_sock.expect(lambda f, h, b: f.startswith("ACK "), "ACK of %d" % code)
@@ -662,6 +665,49 @@ class CallEdgesTest(DaemonTestCase):
         self.assertRegex(chdrs["reason"][0], r'^SIP;cause=488;text="')
         rc, st = ctl(self.ctl_sock, "stats")
         self.assertEqual(st["calls"]["ended_by_srtpbridge"], 1)
+        self.assert_idle()
+
+    def test_session_timers_relayed_end_to_end(self):
+        self.start()
+        timers = "Supported: timer, 100rel\r\nSession-Expires: 1800;refresher=uac\r\nMin-SE: 90"
+        self.carrier.invite(extra="Contact: <sip:carrier@127.0.0.1>\r\n" + timers)
+        inv, _, ihdrs, _ = self.ivr_invite()
+        self.assertEqual(ihdrs["session-expires"], ["1800;refresher=uac"])
+        self.assertEqual(ihdrs["min-se"], ["90"])
+        self.assertEqual(ihdrs["supported"], ["timer"])  # not 100rel
+        self.ivr_sock.send(respond(inv, 200, "OK", "ivr1",
+                                   "Contact: <sip:ivr@127.0.0.1:%d>\r\nRequire: timer\r\n"
+                                   "Session-Expires: 1800;refresher=uac" % self.ivr_peer,
+                                   ANSWER))
+        self.ivr_sock.expect(lambda f, h, b: f.startswith("ACK "), "ACK on leg B")
+        _, first, hdrs, _ = self.carrier.final()
+        self.assertEqual(status(first), 200)
+        self.assertEqual(hdrs["require"], ["timer"])
+        self.assertEqual(hdrs["session-expires"], ["1800;refresher=uac"])
+        self.carrier.ack()
+        # the refresh: an UPDATE without SDP, Require: timer accepted, end to end
+        self.carrier.cseq += 1
+        self.carrier_sock.send(self.carrier.request(
+            "UPDATE", cseq=self.carrier.cseq,
+            extra="Contact: <sip:carrier@127.0.0.1>\r\nRequire: timer\r\n"
+                  "Session-Expires: 1800;refresher=uac"), self.carrier.daemon)
+        req, _, uhdrs, _ = self.ivr_sock.expect(lambda f, h, b: f.startswith("UPDATE "),
+                                                "the refresh on leg B")
+        self.assertEqual(uhdrs["session-expires"], ["1800;refresher=uac"])
+        self.ivr_sock.send(respond(req, 200, "OK", extra="Require: timer\r\n"
+                                   "Session-Expires: 1800;refresher=uac"))
+        _, first, hdrs, _ = self.final_to_carrier("UPDATE")
+        self.assertEqual(status(first), 200)
+        self.assertEqual(hdrs["session-expires"], ["1800;refresher=uac"])
+        self.hang_up()
+
+    def test_422_relayed_with_min_se(self):
+        self.start()
+        first, hdrs = self.failure(422, "Session Interval Too Small", "Min-SE: 1800",
+                                   "Contact: <sip:carrier@127.0.0.1>\r\nSupported: timer\r\n"
+                                   "Session-Expires: 60")
+        self.assertEqual(status(first), 422)
+        self.assertEqual(hdrs["min-se"], ["1800"])
         self.assert_idle()
 
     def test_update_and_glare(self):
