@@ -1861,6 +1861,54 @@ static void relay_drop(struct call *c, struct relay *r)
 	free(r);
 }
 
+/* REFER (a blind transfer, what an IVR does most) crosses with Refer-To
+ * rewritten: the target's user at srtpbridge's own address on the other leg,
+ * so that the transferee's new INVITE comes back through srtpbridge and its
+ * routes, and nothing of the referrer's topology reaches it. A Refer-To
+ * without a user, or with embedded headers (Replaces: an attended transfer),
+ * is refused. Referred-By is not passed. Returns 0, or the status to refuse
+ * with and why. */
+static int refer_to(struct leg *y, const osip_message_t *req, osip_message_t *m, const char **why)
+{
+	const char *v = sipmsg_header_get(req, "Refer-To", 0);
+	const char *u, *at;
+	char user[128], target[400];
+	size_t n;
+
+	if (!v)
+		v = sipmsg_header_get(req, "r", 0);
+	if (!v) {
+		*why = "REFER without Refer-To";
+		return 400;
+	}
+	size_t skip = 4;
+
+	u = strcasestr(v, "sip:");
+	if (!u && (u = strcasestr(v, "sips:")) != NULL)
+		skip = 5;
+	at = u ? strchr(u + skip, '@') : NULL;
+	if (!u || !at || strchr(v, '?')) {
+		*why = "only a blind transfer to a user (Refer-To sip:USER@...) is relayed";
+		return 501;
+	}
+	n = (size_t)(at - (u + skip));
+	if (n == 0 || n >= sizeof(user)) {
+		*why = "the Refer-To user is empty or too long";
+		return 400;
+	}
+	memcpy(user, u + skip, n);
+	user[n] = '\0';
+	if (legb_contact(target, sizeof(target), y->trunk, y->dest.transport, user)) {
+		*why = "the Refer-To user cannot go in a SIP URI as it is";
+		return 400;
+	}
+	if (sipmsg_header_add(m, "Refer-To", target)) {
+		*why = "out of memory";
+		return 500;
+	}
+	return 0;
+}
+
 static void on_relay(struct b2bua *b, struct txn *t, osip_message_t *req, struct leg *x)
 {
 	struct call *c = x->call;
@@ -1882,6 +1930,17 @@ static void on_relay(struct b2bua *b, struct txn *t, osip_message_t *req, struct
 		err = copy_payload(m, req);
 	if (!err)
 		err = copy_timer(m, req);
+	if (!err && strcmp(method, "REFER") == 0) {
+		const char *why = NULL;
+		int status = refer_to(y, req, m, &why);
+
+		if (status) {
+			osip_message_free(m);
+			free(r);
+			respond_plain(t, req, status, x->tag, why);
+			return;
+		}
+	}
 	if (!err) {
 		err = txn_request(b->txn, m, &y->dest, y, &r->client);
 		m = NULL; /* taken */
@@ -2017,7 +2076,7 @@ static bool tu_request(void *arg, struct txn *t, osip_message_t *req, const stru
 	else if (strcmp(m, "INVITE") == 0 || strcmp(m, "UPDATE") == 0)
 		on_offer(b, t, req, l, strcmp(m, "INVITE") == 0);
 	else if (strcmp(m, "INFO") == 0 || strcmp(m, "NOTIFY") == 0 || strcmp(m, "MESSAGE") == 0 ||
-		 strcmp(m, "OPTIONS") == 0)
+		 strcmp(m, "OPTIONS") == 0 || strcmp(m, "REFER") == 0)
 		on_relay(b, t, req, l); /* OPTIONS in a dialog: the far end answers */
 	else
 		respond_plain(t, req, 501, l->tag, "this request is not relayed within a call yet");

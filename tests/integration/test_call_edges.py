@@ -9,7 +9,8 @@ and resume relayed with our key kept, a re-INVITE refused by the far leg
 with the call going on, an offerless re-INVITE (the far leg's offer in our
 200, the answer from the ACK), a second re-INVITE (500, Retry-After), UPDATE and
 glare (491), T.38 refused with Warning 304, INFO and OPTIONS relayed in the
-call, 100rel (420, never crossing), drain (503 to new INVITEs, the call in
+call, REFER (blind transfer relayed with Refer-To rewritten, NOTIFY back;
+attended refused 501), session timers and 422, 100rel (420, never crossing), drain (503 to new INVITEs, the call in
 progress ends normally, then the daemon exits), drain_timeout ending calls
 with a Reason, a call over TCP on both legs, and a peer given by host
 name."""
@@ -709,6 +710,69 @@ class CallEdgesTest(DaemonTestCase):
         self.assertEqual(status(first), 422)
         self.assertEqual(hdrs["min-se"], ["1800"])
         self.assert_idle()
+
+    def ivr_request(self, inv_hdrs, method, cseq, extra="", body="", ctype=None):
+        """A request from the IVR in leg B's dialog, from the INVITE it got
+        (and answered with To tag ivr1)."""
+        target = re.search(r"<(sip:[^>]+)>", inv_hdrs["contact"][0]).group(1)
+        lines = ["%s %s SIP/2.0" % (method, target),
+                 "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK%s;rport" % (
+                     self.ivr_peer, uuid.uuid4().hex[:12]),
+                 "Max-Forwards: 70",
+                 "From: %s;tag=ivr1" % inv_hdrs["to"][0], "To: %s" % inv_hdrs["from"][0],
+                 "Call-ID: %s" % inv_hdrs["call-id"][0], "CSeq: %d %s" % (cseq, method),
+                 "Contact: <sip:ivr@127.0.0.1:%d>" % self.ivr_peer]
+        if extra:
+            lines.append(extra)
+        if body:
+            lines.append("Content-Type: %s" % (ctype or "application/sdp"))
+        lines.append("Content-Length: %d" % len(body.encode()))
+        self.ivr_sock.send(("\r\n".join(lines) + "\r\n\r\n" + body).encode(),
+                           ("127.0.0.1", self.ivr))
+
+    def test_refer_blind_transfer_relayed_with_notify(self):
+        self.start()
+        self.carrier.invite()
+        _, ihdrs = self.answer()
+        self.ivr_request(ihdrs, "REFER", 1, "Refer-To: <sip:+4930999@10.20.30.40:5080;user=phone>"
+                         "\r\nReferred-By: <sip:ivr@10.20.30.40>")
+        refer, _, rhdrs, _ = self.carrier_sock.expect(lambda f, h, b: f.startswith("REFER "),
+                                                      "REFER on leg A")
+        # the target's user at srtpbridge's own address on the carrier trunk
+        self.assertEqual(rhdrs["refer-to"], ["<sip:+4930999@127.0.0.1:%d>" % self.port])
+        self.assertNotIn("referred-by", rhdrs)
+        self.assertNotIn(b"10.20.30.40", refer)
+        self.carrier_sock.send(respond(refer, 202, "Accepted"))
+        self.ivr_sock.expect(lambda f, h, b: status(f) == 202, "202 on leg B")
+        frag = "SIP/2.0 200 OK\r\n"
+        self.carrier.cseq += 1
+        notify = self.carrier.request("NOTIFY", cseq=self.carrier.cseq,
+                                      extra="Event: refer\r\nSubscription-State: terminated;"
+                                            "reason=noresource")
+        notify = notify.replace(b"Content-Length: 0\r\n",
+                                ("Content-Type: message/sipfrag\r\nContent-Length: %d\r\n"
+                                 % len(frag)).encode()) + frag.encode()
+        self.carrier_sock.send(notify, self.carrier.daemon)
+        n, _, nhdrs, nbody = self.ivr_sock.expect(lambda f, h, b: f.startswith("NOTIFY "),
+                                                  "NOTIFY on leg B")
+        self.assertEqual(nbody, frag)
+        self.assertEqual(nhdrs["event"], ["refer"])
+        self.assertEqual(nhdrs["content-type"], ["message/sipfrag"])
+        self.ivr_sock.send(respond(n, 200, "OK"))
+        _, first, _, _ = self.final_to_carrier("NOTIFY")
+        self.assertEqual(status(first), 200)
+        self.hang_up()
+
+    def test_refer_attended_is_501(self):
+        self.start()
+        self.carrier.invite()
+        _, ihdrs = self.answer()
+        self.ivr_request(ihdrs, "REFER", 1, "Refer-To: <sip:+4930999@10.20.30.40?Replaces="
+                         "abc%3Bto-tag%3D1%3Bfrom-tag%3D2>")
+        _, first, hdrs, _ = self.ivr_sock.expect(lambda f, h, b: status(f) == 501, "501")
+        self.assertIn("blind transfer", hdrs["warning"][0])
+        self.assertIsNone(self.carrier_sock.recv(0.3))
+        self.hang_up()
 
     def test_update_and_glare(self):
         self.start()
