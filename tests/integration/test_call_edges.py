@@ -5,7 +5,8 @@ answer in leg A's ACK; an unacceptable late answer ACKed, then BYEd), leg
 B's failures relayed to leg A (486 with its Reason, a 302 with its
 Contact, not followed; 407 becomes 403),
 ring_timeout (408 to leg A, CANCEL with a Reason to leg B), re-INVITE hold
-and resume relayed with our key kept, a re-INVITE refused by the far leg
+and resume relayed with our key kept (from each side; the carrier's new key
+seen as epoch 2 in srtpbridgectl), a re-INVITE refused by the far leg
 with the call going on, an offerless re-INVITE (the far leg's offer in our
 200, the answer from the ACK), a second re-INVITE (500, Retry-After), UPDATE and
 glare (491), T.38 refused with Warning 304, INFO and OPTIONS relayed in the
@@ -265,6 +266,15 @@ class CallEdgesTest(DaemonTestCase):
             self.assertLess(time.monotonic(), deadline, st)
             time.sleep(0.05)
 
+    def wait_confirmed(self):
+        deadline = time.monotonic() + 10
+        while True:
+            rc, calls = ctl(self.ctl_sock, "calls")
+            if calls["calls"] and calls["calls"][0]["state"] == "confirmed":
+                return
+            self.assertLess(time.monotonic(), deadline, calls)
+            time.sleep(0.02)
+
     def ivr_invite(self):
         return self.ivr_sock.expect(lambda f, h, b: f.startswith("INVITE "), "INVITE on leg B")
 
@@ -450,6 +460,7 @@ class CallEdgesTest(DaemonTestCase):
 
     def answer_with_body(self):
         inv, _, ihdrs, _ = self.ivr_invite()
+        self.last_ivr_invite_hdrs = ihdrs
         self.ivr_sock.send(respond(inv, 200, "OK", "ivr1",
                                    "Contact: <sip:ivr@127.0.0.1:%d>" % self.ivr_peer, ANSWER))
         self.ivr_sock.expect(lambda f, h, b: f.startswith("ACK "), "ACK on leg B")
@@ -729,6 +740,40 @@ class CallEdgesTest(DaemonTestCase):
         lines.append("Content-Length: %d" % len(body.encode()))
         self.ivr_sock.send(("\r\n".join(lines) + "\r\n\r\n" + body).encode(),
                            ("127.0.0.1", self.ivr))
+
+    def test_ivr_hold_and_a_carrier_rekey_in_ctl(self):
+        # hold from the IVR side: the carrier's re-INVITE carries the key we
+        # answered with at first; the carrier answers with a new key of its
+        # own, which srtpbridgectl shows as the peer's key epoch 2
+        self.start()
+        self.carrier.invite()
+        _, _, _, first_answer = self.answer_with_body()
+        ours = re.search(r"inline:(\S+)", first_answer).group(1)
+        inv_hdrs = self.last_ivr_invite_hdrs
+        # the carrier's ACK and the IVR's re-INVITE travel on different
+        # sockets: before the ACK is in, the re-INVITE would rightly get 491
+        self.wait_confirmed()
+        self.ivr_request(inv_hdrs, "INVITE", 1, body=ANSWER + "a=sendonly\r\n")
+        reinv, _, rhdrs, offer = self.carrier_sock.expect(
+            lambda f, h, b: f.startswith("INVITE "), "re-INVITE on leg A")
+        self.assertIn("RTP/SAVP", offer)
+        self.assertIn("a=sendonly", offer)
+        self.assertIn("inline:" + ours, offer)
+        new_key = "dGhpcyBpcyBhIG5ldyBrZXkgb2YgdGhlIGNhcnJpZXI"[:40]
+        answer = OFFER.replace(KEY, new_key) + "a=recvonly\r\n"
+        self.carrier_sock.send(respond(reinv, 200, "OK",
+                                       extra="Contact: <sip:carrier@127.0.0.1:%d>"
+                                       % self.peer_port, body=answer))
+        self.carrier_sock.expect(lambda f, h, b: f.startswith("ACK "), "ACK on leg A")
+        _, first, _, body = self.ivr_sock.expect(lambda f, h, b: status(f) == 200,
+                                                 "200 on leg B")
+        self.assertIn("a=recvonly", body)
+        self.assertNotIn("a=crypto", body)
+        self.ivr_request(inv_hdrs, "ACK", 1)
+        rc, call = ctl(self.ctl_sock, "call", self.carrier.call_id)
+        self.assertEqual(rc, 0)
+        self.assertEqual(call["call"]["leg_a"]["streams"][0]["peer_key_epoch"], 2)
+        self.hang_up()
 
     def test_refer_blind_transfer_relayed_with_notify(self):
         self.start()
