@@ -7,7 +7,7 @@ Contact, not followed; 407 becomes 403),
 ring_timeout (408 to leg A, CANCEL with a Reason to leg B), re-INVITE hold
 and resume relayed with our key kept (from each side; the carrier's new key
 seen as epoch 2 in srtpbridgectl), a re-INVITE refused by the far leg
-with the call going on, an offerless re-INVITE (the far leg's offer in our
+with the call going on, an offerless re-INVITE (and an unacceptable answer to it), an identical refresh (identical answer), a 491 relayed, (the far leg's offer in our
 200, the answer from the ACK), a second re-INVITE (500, Retry-After), UPDATE and
 glare (491), T.38 refused with Warning 304, INFO and OPTIONS relayed in the
 call, REFER (blind transfer relayed with Refer-To rewritten, NOTIFY back;
@@ -469,6 +469,30 @@ class CallEdgesTest(DaemonTestCase):
         self.carrier.ack()
         return raw, first, hdrs, body
 
+    def test_identical_refresh_identical_answer_and_491_relayed(self):
+        self.start()
+        self.carrier.invite()
+        _, _, _, first_answer = self.answer_with_body()
+        # a session refresh with the very same SDP: the very same answer
+        req, _, sdp = self.reinvite()
+        self.ivr_sock.send(respond(req, 200, "OK", extra="Contact: <sip:ivr@127.0.0.1:%d>"
+                                   % self.ivr_peer, body=ANSWER))
+        self.ivr_sock.expect(lambda f, h, b: f.startswith("ACK "), "ACK on leg B")
+        _, first, _, body = self.final_to_carrier()
+        self.assertEqual(body, first_answer)  # o= version and key unchanged
+        self.carrier_sock.send(self.carrier.request("ACK", cseq=self.carrier.cseq),
+                               self.carrier.daemon)
+        # a 491 from the IVR is relayed, not retried by srtpbridge
+        req, _, _ = self.reinvite(OFFER + "a=sendonly\r\n")
+        self.ivr_sock.send(respond(req, 491, "Request Pending"))
+        self.ivr_sock.expect(lambda f, h, b: f.startswith("ACK "), "ACK of the 491")
+        _, first, _, _ = self.final_to_carrier()
+        self.assertEqual(status(first), 491)
+        self.carrier_sock.send(self.carrier.request("ACK", cseq=self.carrier.cseq),
+                               self.carrier.daemon)
+        self.assertIsNone(self.ivr_sock.recv(0.5), "no retry on leg B")
+        self.hang_up()
+
     def test_offerless_reinvite(self):
         # CUBE and Avaya on transfer: a re-INVITE without SDP asks for an
         # offer; the IVR's comes back in our 200 with our key kept, and the
@@ -495,6 +519,29 @@ class CallEdgesTest(DaemonTestCase):
         rc, calls = ctl(self.ctl_sock, "calls")
         self.assertEqual(calls["calls"][0]["state"], "confirmed")
         self.hang_up()
+
+    def test_offerless_reinvite_unacceptable_answer_acks_then_byes(self):
+        self.start()
+        self.carrier.invite()
+        self.answer_with_body()
+        req, _, _ = self.reinvite(body="")
+        self.ivr_sock.send(respond(req, 200, "OK", extra="Contact: <sip:ivr@127.0.0.1:%d>"
+                                   % self.ivr_peer, body=ANSWER))
+        self.final_to_carrier()
+        plain = OFFER.replace("RTP/SAVP", "RTP/AVP").split("a=crypto")[0]
+        self.carrier_sock.send(self.carrier.request("ACK", cseq=self.carrier.cseq, body=plain),
+                               self.carrier.daemon)
+        _, _, _, abody = self.ivr_sock.expect(lambda f, h, b: f.startswith("ACK "),
+                                              "ACK on leg B")
+        self.assertEqual(abody, "")
+        bye, _, bhdrs, _ = self.ivr_sock.expect(lambda f, h, b: f.startswith("BYE "),
+                                                "BYE on leg B")
+        self.assertRegex(bhdrs["reason"][0], r'^SIP;cause=488;text="')
+        self.ivr_sock.send(respond(bye, 200, "OK"))
+        _, _, chdrs, _ = self.carrier_sock.expect(lambda f, h, b: f.startswith("BYE "),
+                                                  "BYE on leg A")
+        self.assertRegex(chdrs["reason"][0], r'^SIP;cause=488;text="')
+        self.assert_idle()
 
     def test_reinvite_refused_call_goes_on(self):
         self.start()
