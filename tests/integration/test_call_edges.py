@@ -1,20 +1,24 @@
-"""The back-to-back call's edges, with plain Python sockets as the carrier
-and the IVR (no sipp): Max-Forwards at 0 (483), an INVITE without Contact
-(400), a merged INVITE (482), late offer (the offer in leg B's 2xx, the
-answer in leg A's ACK; an unacceptable late answer ACKed, then BYEd), leg
-B's failures relayed to leg A (486 with its Reason, a 302 with its
-Contact, not followed; 407 becomes 403),
-ring_timeout (408 to leg A, CANCEL with a Reason to leg B), re-INVITE hold
-and resume relayed with our key kept (from each side; the carrier's new key
-seen as epoch 2 in srtpbridgectl), a re-INVITE refused by the far leg
-with the call going on, an offerless re-INVITE (and an unacceptable answer to it), an identical refresh (identical answer), a 491 relayed, (the far leg's offer in our
-200, the answer from the ACK), a second re-INVITE (500, Retry-After), UPDATE and
-glare (491), T.38 refused with Warning 304, INFO and OPTIONS relayed in the
-call, REFER (blind transfer relayed with Refer-To rewritten, NOTIFY back;
-attended refused 501), session timers and 422, 100rel (420, never crossing), drain (503 to new INVITEs, the call in
-progress ends normally, then the daemon exits), drain_timeout ending calls
-with a Reason, a call over TCP on both legs, and a peer given by host
-name."""
+"""The back-to-back call's edges and its in-dialog life, with plain Python
+sockets as the carrier and the IVR, every message checked field by field:
+- before leg B: Max-Forwards at 0 (483), no Contact (400), a merged INVITE
+  (482), 100rel required (420; Supported and Require never cross);
+- late offer (the offer in leg B's 2xx, the answer in leg A's ACK; an
+  unacceptable late answer ACKed, then BYEd);
+- leg B's failures relayed (486 with its Reason, a 302 with its Contact,
+  not followed; 407 becomes 403), ring_timeout (408 to leg A, CANCEL with a
+  Reason to leg B);
+- re-INVITE hold and resume from each side with our key kept, the carrier's
+  new key as epoch 2 in srtpbridgectl, an identical refresh answered
+  identically, an offerless re-INVITE (the far leg's offer in our 200, the
+  answer from the ACK; an unacceptable one ACKed, then BYEd), refusals (488,
+  491) relayed with the call going on, a second re-INVITE (500 with
+  Retry-After), UPDATE with and without SDP, glare (491), T.38 refused with
+  Warning 304, session timers relayed (and a 422 with Min-SE);
+- INFO and OPTIONS relayed in the call, REFER relayed with Refer-To
+  rewritten and its NOTIFY back (attended transfer refused with 501);
+- drain (503 to new INVITEs, the call in progress ends normally, then the
+  daemon exits), drain_timeout ending calls with a Reason, a call over TCP
+  on both legs, and a peer given by host name."""
 
 import json
 import os
