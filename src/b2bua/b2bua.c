@@ -356,36 +356,28 @@ static int copy_timer(osip_message_t *to, const osip_message_t *src)
 	return err;
 }
 
-static int respond_a_src(struct call *c, const osip_message_t *src, int status, const char *sdp,
-			 size_t len, const char *warning, const char *reason);
-
-static int respond_a(struct call *c, int status, const char *sdp, size_t len, const char *warning,
-		     const char *reason)
+/* A response of ours on leg l in server transaction t: our To tag; our
+ * Contact on a 2xx, and on a 101..299 that establishes the dialog, which
+ * also gets the INVITE's Record-Route (12.1.1); Allow on a 2xx; the
+ * session-timer headers of src (the far leg's response, or NULL), a Reason
+ * and the SDP when given. */
+static int respond_on(struct leg *l, struct txn *t, const osip_message_t *src, int status,
+		      const char *sdp, size_t len, const char *warning, const char *reason,
+		      bool establishing)
 {
-	return respond_a_src(c, NULL, status, sdp, len, warning, reason);
-}
-
-/* respond_a, with the session-timer headers of src (leg B's response). */
-static int respond_a_src(struct call *c, const osip_message_t *src, int status, const char *sdp,
-			 size_t len, const char *warning, const char *reason)
-{
-	struct leg *a = &c->a;
-	const osip_message_t *req;
+	const osip_message_t *req = txn_get_request(t);
 	osip_message_t *resp = NULL;
 	char contact[300];
 	int err;
 
-	if (!a->invite)
-		return ENOTCONN;
-	req = txn_get_request(a->invite);
-	err = sipmsg_response(&resp, req, status, NULL, a->tag, warning);
+	err = sipmsg_response(&resp, req, status, NULL, l->tag, warning);
 	if (err)
 		return err;
-	if (status > 100 && status < 300) {
-		err = dialog_uas_response_headers(a->dlg, req, resp);
-		if (!err)
-			err = legb_contact(contact, sizeof(contact), a->trunk, a->dest.transport,
-					   c->id);
+	if (establishing && status > 100 && status < 300)
+		err = dialog_uas_response_headers(l->dlg, req, resp);
+	if (!err && (status >= 200 || establishing) && status > 100 && status < 300) {
+		err = legb_contact(contact, sizeof(contact), l->trunk, l->dest.transport,
+				   l->call->id);
 		if (!err && osip_message_set_contact(resp, contact))
 			err = ENOMEM;
 		if (!err && status >= 200)
@@ -397,17 +389,48 @@ static int respond_a_src(struct call *c, const osip_message_t *src, int status, 
 		err = sipmsg_header_add(resp, "Reason", reason);
 	if (!err && len)
 		err = sipmsg_set_body(resp, "application/sdp", sdp, len);
-	if (!err && status >= 200 && status < 300)
-		c->a_2xx = true;
 	if (err) {
 		osip_message_free(resp);
 		return err;
 	}
-	err = txn_respond(a->invite, resp);
+	return txn_respond(t, resp);
+}
+
+/* A response to leg A's INVITE, with the session-timer headers of src (leg
+ * B's response, or NULL). */
+static int respond_a_src(struct call *c, const osip_message_t *src, int status, const char *sdp,
+			 size_t len, const char *warning, const char *reason)
+{
+	int err;
+
+	if (!c->a.invite)
+		return ENOTCONN;
+	if (status >= 200 && status < 300)
+		c->a_2xx = true;
+	err = respond_on(&c->a, c->a.invite, src, status, sdp, len, warning, reason, true);
 	if (err)
 		LOG_WARN(c->id, "cannot answer leg A", LF_I("status", status),
 			 LF_S("error", strerror(err)));
 	return err;
+}
+
+static int respond_a(struct call *c, int status, const char *sdp, size_t len, const char *warning,
+		     const char *reason)
+{
+	return respond_a_src(c, NULL, status, sdp, len, warning, reason);
+}
+
+/* A response to a request within leg l's dialog. */
+static int respond_leg_src(struct leg *l, struct txn *t, const osip_message_t *src, int status,
+			   const char *sdp, size_t len, const char *warning, const char *reason)
+{
+	return respond_on(l, t, src, status, sdp, len, warning, reason, false);
+}
+
+static int respond_leg(struct leg *l, struct txn *t, int status, const char *sdp, size_t len,
+		       const char *warning, const char *reason)
+{
+	return respond_leg_src(l, t, NULL, status, sdp, len, warning, reason);
 }
 
 /* Our Via on a request of leg l, with a fresh branch: dialog.c leaves it
@@ -424,6 +447,31 @@ static int add_via(osip_message_t *m, const struct config_trunk *trunk, enum sip
 	return err;
 }
 
+/* A request of method in leg l's dialog with our Via, and our Contact when
+ * it refreshes the target (re-INVITE, UPDATE). */
+static int leg_request(struct leg *l, const char *method, bool contact, osip_message_t **out)
+{
+	osip_message_t *m = NULL;
+	char value[300];
+	int err;
+
+	if (!l->dlg)
+		return ENOTCONN;
+	err = dialog_request(l->dlg, method, &m);
+	if (!err)
+		err = add_via(m, l->trunk, l->dest.transport);
+	if (!err && contact) {
+		err = legb_contact(value, sizeof(value), l->trunk, l->dest.transport, l->call->id);
+		if (!err && osip_message_set_contact(m, value))
+			err = ENOMEM;
+	}
+	if (err)
+		osip_message_free(m);
+	else
+		*out = m;
+	return err;
+}
+
 /* A request in leg l's dialog, with our Via; Reason when reason is not NULL.
  * Sent as a client transaction whose TU data is the leg when keep is true,
  * else none (the call will be gone when its response comes). */
@@ -432,13 +480,10 @@ static int send_in_dialog(struct leg *l, const char *method, const char *reason,
 	osip_message_t *m = NULL;
 	int err;
 
-	if (!l->dlg)
-		return ENOTCONN;
-	err = dialog_request(l->dlg, method, &m);
+	err = leg_request(l, method, false, &m);
 	if (err)
 		return err;
-	err = add_via(m, l->trunk, l->dest.transport);
-	if (!err && reason)
+	if (reason)
 		err = sipmsg_header_add(m, "Reason", reason);
 	if (err) {
 		osip_message_free(m);
@@ -520,9 +565,6 @@ static void leg_free(struct b2bua *b, struct leg *l)
 	if (l->dest.conn)
 		sipcore_conn_release(b->sip, l->dest.conn);
 }
-
-static int respond_leg(struct leg *l, struct txn *t, int status, const char *sdp, size_t len,
-		       const char *warning, const char *reason);
 
 /* Frees the call now; the caller has sent every message the end needs. */
 static void call_free(struct call *c, const char *why)
@@ -685,6 +727,8 @@ static void on_ring(evutil_socket_t fd, short what, void *arg)
 
 /* ---- a new call ---- */
 
+/* Media streams of an offer, for its ports before oa reads it: a scan of
+ * line starts, where a full sdp_parse would read every INVITE twice. */
 static unsigned count_m_lines(const char *p, size_t n)
 {
 	unsigned count = 0;
@@ -1034,22 +1078,37 @@ static void b_provisional(struct call *c, osip_message_t *resp)
 }
 
 /* Leg B's 2xx: ACKed at once, and each retransmission again (13.2.2.4). */
-static void ack_b(struct call *c, struct txn *t, osip_message_t *resp)
+/* Our ACK in leg l's dialog of resp, the 2xx to the INVITE of client
+ * transaction t: built (serialise is NULL) or serialised into *buf for the
+ * retransmissions of that 2xx and sent. With serialise NULL it is returned
+ * unsent in *held, for an answer that comes later (13.2.2.4: an offer in a
+ * 2xx is answered in the ACK). 0 or an errno. */
+static int build_ack(struct leg *l, struct txn *t, const osip_message_t *resp,
+		     osip_message_t **held, char **buf, size_t *len)
 {
 	osip_message_t *ack = NULL;
+	int err = dialog_ack(l->dlg, txn_get_request(t), resp, &ack);
 
-	if (!c->b.ack) {
-		if (dialog_ack(c->b.dlg, txn_get_request(t), resp, &ack))
-			return;
-		if (add_via(ack, c->b.trunk, c->b.dest.transport) ||
-		    sipmsg_serialize(ack, &c->b.ack, &c->b.ack_len)) {
-			osip_message_free(ack);
-			return;
-		}
-		osip_message_free(ack);
-		c->b2b->st.acks_sent++;
+	if (!err)
+		err = add_via(ack, l->trunk, l->dest.transport);
+	if (!err && held) {
+		*held = ack;
+		return 0;
 	}
-	txn_layer_send_buf(c->b2b->txn, c->b.ack, c->b.ack_len, &c->b.dest);
+	if (!err)
+		err = sipmsg_serialize(ack, buf, len);
+	osip_message_free(ack);
+	if (!err)
+		txn_layer_send_buf(l->call->b2b->txn, *buf, *len, &l->dest);
+	return err;
+}
+
+static void ack_b(struct call *c, struct txn *t, osip_message_t *resp)
+{
+	if (c->b.ack)
+		txn_layer_send_buf(c->b2b->txn, c->b.ack, c->b.ack_len, &c->b.dest);
+	else if (build_ack(&c->b, t, resp, NULL, &c->b.ack, &c->b.ack_len) == 0)
+		c->b2b->st.acks_sent++;
 }
 
 /* A 2xx from a leg B that is not the one we took (forking downstream): it
@@ -1081,43 +1140,59 @@ static void ack_and_bye_stray(struct call *c, struct txn *t, osip_message_t *res
 
 static void answered(struct call *c);
 
+/* The offer in resp, the 2xx of `from`'s peer to our INVITE without SDP
+ * (client transaction t), rewritten for `to` into the scratch buffer (*len);
+ * the ACK for it built without SDP into *held, to carry the answer later.
+ * Returns true, or false with why the offer cannot be bridged: then the
+ * ACK, if built, has gone as it is (an offer in a 2xx cannot be refused)
+ * and the caller ends the call. */
+static bool offer_in_2xx(struct call *c, struct leg *from, struct leg *to, struct txn *t,
+			 const osip_message_t *resp, osip_message_t **held, size_t *len, char *why,
+			 size_t whysz)
+{
+	const char *sdp = NULL;
+	uint16_t ports[OA_MAX_STREAMS];
+	struct oa_result res;
+	size_t n = 0;
+	int err;
+
+	memset(&res, 0, sizeof(res));
+	why[0] = '\0';
+	if (build_ack(from, t, resp, held, NULL, NULL))
+		snprintf(why, whysz, "the ACK for the answering leg could not be built");
+	else if (!body_of(resp, &sdp, &n))
+		snprintf(why, whysz, "a 2xx to an INVITE without SDP carries no SDP offer");
+	if (!why[0]) {
+		media_session_ports(c->media, to->is_a ? MEDIA_LEG_A : MEDIA_LEG_B, ports,
+				    OA_MAX_STREAMS);
+		err = oa_offer(from->oa, to->oa, (struct slice){ sdp, n }, ports, OA_MAX_STREAMS,
+			       c->b2b->sdp, SDP_MAX_BYTES, &res);
+		if (err || res.status)
+			snprintf(why, whysz, "%s",
+				 err ? "the offer could not be rewritten" : res.reason);
+	}
+	*len = res.len;
+	if (!why[0])
+		return true;
+	OPENSSL_cleanse(c->b2b->sdp, SDP_MAX_BYTES);
+	if (*held)
+		txn_layer_send(c->b2b->txn, *held, &from->dest);
+	*held = NULL;
+	c->b2b->st.rejected_sdp++;
+	return false;
+}
+
 /* Late offer: leg B's 2xx carries the offer. It is rewritten into our 2xx
  * to leg A; leg B's ACK is built now and sent with leg A's answer. */
 static void b_2xx_offer(struct call *c, struct txn *t, osip_message_t *resp)
 {
-	const char *sdp;
+	char reason[REASON_MAX], why[SDES_REASON_MAX + 64];
 	size_t len;
-	uint16_t ports[OA_MAX_STREAMS];
-	struct oa_result res;
-	char reason[REASON_MAX];
-	const char *why = NULL;
 	int err;
 
 	event_del(&c->ring);
-	if (dialog_ack(c->b.dlg, txn_get_request(t), resp, &c->late_ack) ||
-	    add_via(c->late_ack, c->b.trunk, c->b.dest.transport)) {
-		fail_call(c, 500, "the ACK for leg B could not be built", 500);
-		return;
-	}
-	memset(&res, 0, sizeof(res));
-	if (!body_of(resp, &sdp, &len)) {
-		why = "leg B answered a late-offer INVITE without an SDP offer";
-	} else {
-		media_session_ports(c->media, MEDIA_LEG_A, ports, OA_MAX_STREAMS);
-		err = oa_offer(c->b.oa, c->a.oa, (struct slice){ sdp, len }, ports, OA_MAX_STREAMS,
-			       c->b2b->sdp, SDP_MAX_BYTES, &res);
-		if (err)
-			why = "leg B's offer could not be rewritten";
-		else if (res.status)
-			why = res.reason;
-	}
-	if (why) {
-		/* 13.2.2.4: ACK it anyway, then BYE */
+	if (!offer_in_2xx(c, &c->b, &c->a, t, resp, &c->late_ack, &len, why, sizeof(why))) {
 		reason_value(reason, sizeof(reason), 488, why);
-		OPENSSL_cleanse(c->b2b->sdp, SDP_MAX_BYTES);
-		txn_layer_send(c->b2b->txn, c->late_ack, &c->b.dest);
-		c->late_ack = NULL;
-		c->b2b->st.rejected_sdp++;
 		c->b2b->st.calls_failed++;
 		c->b2b->st.ended_by_us++;
 		respond_a(c, 488, NULL, 0, why, reason);
@@ -1125,8 +1200,8 @@ static void b_2xx_offer(struct call *c, struct txn *t, osip_message_t *resp)
 		call_free(c, why);
 		return;
 	}
-	err = respond_a_src(c, resp, sipmsg_status(resp), c->b2b->sdp, res.len, NULL, NULL);
-	OPENSSL_cleanse(c->b2b->sdp, res.len + 1);
+	err = respond_a_src(c, resp, sipmsg_status(resp), c->b2b->sdp, len, NULL, NULL);
+	OPENSSL_cleanse(c->b2b->sdp, len + 1);
 	if (err) {
 		c->b2b->st.calls_failed++;
 		txn_layer_send(c->b2b->txn, c->late_ack, &c->b.dest);
@@ -1137,46 +1212,42 @@ static void b_2xx_offer(struct call *c, struct txn *t, osip_message_t *resp)
 	answered(c);
 }
 
-/* Leg A's ACK of a late-offer call carries the answer for leg B. Returns
- * false when the call has been ended. */
-static bool late_answer(struct call *c, const osip_message_t *ack)
+/* The ACK from `from`'s peer answers the offer `to`'s peer made in a 2xx:
+ * the answer, rewritten, goes into the ACK held for `to` (taken), which is
+ * kept in *buf for that 2xx's retransmissions and sent. An answer cannot be
+ * refused (it came in an ACK): `to` then gets its ACK without SDP and both
+ * legs a BYE with Reason 488. Returns false when the call has ended. */
+static bool answer_in_ack(struct call *c, struct leg *from, struct leg *to, osip_message_t *held,
+			  const osip_message_t *ack, char **buf, size_t *buflen)
 {
 	const char *sdp, *why = NULL;
 	size_t len;
 	uint16_t ports[OA_MAX_STREAMS];
 	struct oa_result res;
-	char reason[REASON_MAX];
-	osip_message_t *m = c->late_ack;
 	int err;
 
-	c->late_ack = NULL;
 	memset(&res, 0, sizeof(res));
 	if (!body_of(ack, &sdp, &len)) {
-		why = "leg A's ACK carries no SDP answer to the offer";
+		why = "the ACK carries no SDP answer to the offer";
 	} else {
-		media_session_ports(c->media, MEDIA_LEG_B, ports, OA_MAX_STREAMS);
-		err = oa_answer(c->a.oa, c->b.oa, (struct slice){ sdp, len }, ports, OA_MAX_STREAMS,
+		media_session_ports(c->media, to->is_a ? MEDIA_LEG_A : MEDIA_LEG_B, ports,
+				    OA_MAX_STREAMS);
+		err = oa_answer(from->oa, to->oa, (struct slice){ sdp, len }, ports, OA_MAX_STREAMS,
 				c->b2b->sdp, SDP_MAX_BYTES, &res);
-		if (err)
-			why = "leg A's answer could not be rewritten";
-		else if (res.status)
-			why = res.reason;
+		why = err ? "the answer could not be rewritten" : res.status ? res.reason : NULL;
 	}
-	if (!why && sipmsg_set_body(m, "application/sdp", c->b2b->sdp, res.len))
+	if (!why && sipmsg_set_body(held, "application/sdp", c->b2b->sdp, res.len))
 		why = "out of memory";
 	OPENSSL_cleanse(c->b2b->sdp, why ? SDP_MAX_BYTES : res.len + 1);
-	if (!why && sipmsg_serialize(m, &c->b.ack, &c->b.ack_len) == 0) {
-		osip_message_free(m);
-		txn_layer_send_buf(c->b2b->txn, c->b.ack, c->b.ack_len, &c->b.dest);
-		c->b2b->st.acks_sent++;
+	if (!why && sipmsg_serialize(held, buf, buflen) == 0) {
+		osip_message_free(held);
+		txn_layer_send_buf(c->b2b->txn, *buf, *buflen, &to->dest);
 		return true;
 	}
-	/* an answer cannot be refused (it came in an ACK): ACK, then BYE both */
 	if (!why)
 		why = "out of memory";
-	sipmsg_set_body(m, NULL, NULL, 0);
-	txn_layer_send(c->b2b->txn, m, &c->b.dest);
-	reason_value(reason, sizeof(reason), 488, why);
+	sipmsg_set_body(held, NULL, NULL, 0);
+	txn_layer_send(c->b2b->txn, held, &to->dest);
 	LOG_INFO(c->id, "late answer refused", LF_S("reason", why));
 	c->b2b->st.rejected_sdp++;
 	end_both(c, 488, why);
@@ -1410,47 +1481,6 @@ static void on_bye(struct b2bua *b, struct txn *t, osip_message_t *req, struct l
 /* A response to an in-dialog request of leg l's peer: our To tag is in it
  * already; a 2xx gets our Contact (a target refresh answers with one), Allow
  * and the SDP. warning and reason may be NULL. */
-static int respond_leg_src(struct leg *l, struct txn *t, const osip_message_t *src, int status,
-			   const char *sdp, size_t len, const char *warning, const char *reason);
-
-static int respond_leg(struct leg *l, struct txn *t, int status, const char *sdp, size_t len,
-		       const char *warning, const char *reason)
-{
-	return respond_leg_src(l, t, NULL, status, sdp, len, warning, reason);
-}
-
-/* respond_leg, with the session-timer headers of src (the far leg's response). */
-static int respond_leg_src(struct leg *l, struct txn *t, const osip_message_t *src, int status,
-			   const char *sdp, size_t len, const char *warning, const char *reason)
-{
-	osip_message_t *resp = NULL;
-	char contact[300];
-	int err;
-
-	err = sipmsg_response(&resp, txn_get_request(t), status, NULL, l->tag, warning);
-	if (err)
-		return err;
-	if (status >= 200 && status < 300) {
-		err = legb_contact(contact, sizeof(contact), l->trunk, l->dest.transport,
-				   l->call->id);
-		if (!err && osip_message_set_contact(resp, contact))
-			err = ENOMEM;
-		if (!err)
-			err = sipmsg_header_add(resp, "Allow", OUR_ALLOW);
-	}
-	if (!err)
-		err = copy_timer(resp, src);
-	if (!err && reason)
-		err = sipmsg_header_add(resp, "Reason", reason);
-	if (!err && len)
-		err = sipmsg_set_body(resp, "application/sdp", sdp, len);
-	if (err) {
-		osip_message_free(resp);
-		return err;
-	}
-	return txn_respond(t, resp);
-}
-
 static void ri_done(struct call *c)
 {
 	c->ri.active = false;
@@ -1464,10 +1494,17 @@ static void ri_done(struct call *c)
 	event_del(&c->deadline);
 }
 
+/* Whether an offer (already refused by oa) asks for an image stream; the
+ * SDP module's own reader, on this rare path. */
 static bool has_image(const char *p, size_t n)
 {
-	for (size_t i = 0; i + 8 <= n; i++)
-		if ((i == 0 || p[i - 1] == '\n') && memcmp(p + i, "m=image ", 8) == 0)
+	static struct sdp sdp; /* 14 KiB: not on the stack; main thread only */
+	char why[8];
+
+	if (sdp_parse(&sdp, (struct slice){ p, n }, why, sizeof(why)))
+		return false;
+	for (size_t i = 0; i < sdp.nmedia; i++)
+		if (slice_eq(sdp.media[i].media, "image"))
 			return true;
 	return false;
 }
@@ -1512,17 +1549,9 @@ static void on_offerless(struct b2bua *b, struct txn *t, osip_message_t *req, st
 {
 	struct leg *y = other(x);
 	osip_message_t *m = NULL;
-	char contact[300];
 	int err;
 
-	err = dialog_request(y->dlg, "INVITE", &m);
-	if (!err)
-		err = add_via(m, y->trunk, y->dest.transport);
-	if (!err)
-		err = legb_contact(contact, sizeof(contact), y->trunk, y->dest.transport,
-				   x->call->id);
-	if (!err && osip_message_set_contact(m, contact))
-		err = ENOMEM;
+	err = leg_request(y, "INVITE", true, &m);
 	if (!err)
 		err = copy_timer(m, req);
 	if (!err) {
@@ -1550,7 +1579,6 @@ static void on_offer(struct b2bua *b, struct txn *t, osip_message_t *req, struct
 	uint16_t ports[OA_MAX_STREAMS];
 	struct oa_result res;
 	osip_message_t *m = NULL;
-	char contact[300];
 	int err;
 
 	/* RFC 3261 14.2: a second INVITE from the same side before the first
@@ -1602,13 +1630,7 @@ static void on_offer(struct b2bua *b, struct txn *t, osip_message_t *req, struct
 				    err ? "the offer could not be rewritten" : res.reason, NULL);
 		return;
 	}
-	err = dialog_request(y->dlg, method, &m);
-	if (!err)
-		err = add_via(m, y->trunk, y->dest.transport);
-	if (!err)
-		err = legb_contact(contact, sizeof(contact), y->trunk, y->dest.transport, c->id);
-	if (!err && osip_message_set_contact(m, contact))
-		err = ENOMEM;
+	err = leg_request(y, method, true, &m);
 	if (!err)
 		err = copy_timer(m, req);
 	if (!err)
@@ -1647,86 +1669,20 @@ static void ri_awaiting_ack(struct call *c)
 static void ri_late_2xx(struct call *c, struct txn *t, osip_message_t *resp)
 {
 	struct leg *x = c->ri.from, *y = c->ri.to;
-	const char *sdp, *why = NULL;
+	char reason[REASON_MAX], why[SDES_REASON_MAX + 64];
 	size_t len;
-	uint16_t ports[OA_MAX_STREAMS];
-	struct oa_result res;
-	char reason[REASON_MAX];
-	int err;
 
-	memset(&res, 0, sizeof(res));
-	if (dialog_ack(y->dlg, txn_get_request(t), resp, &c->ri.late_ack) ||
-	    add_via(c->ri.late_ack, y->trunk, y->dest.transport))
-		why = "the ACK for the other leg could not be built";
 	dialog_refresh_target(y->dlg, resp);
-	if (!why && !body_of(resp, &sdp, &len))
-		why = "the answer to an offerless re-INVITE has no SDP offer";
-	if (!why) {
-		media_session_ports(c->media, x->is_a ? MEDIA_LEG_A : MEDIA_LEG_B, ports,
-				    OA_MAX_STREAMS);
-		err = oa_offer(y->oa, x->oa, (struct slice){ sdp, len }, ports, OA_MAX_STREAMS,
-			       c->b2b->sdp, SDP_MAX_BYTES, &res);
-		why = err ? "the offer could not be rewritten" : res.status ? res.reason : NULL;
-	}
-	if (why) {
-		/* an offer in a 2xx cannot be refused: ACK it, then BYE */
-		OPENSSL_cleanse(c->b2b->sdp, SDP_MAX_BYTES);
-		if (c->ri.late_ack)
-			txn_layer_send(c->b2b->txn, c->ri.late_ack, &y->dest);
-		c->ri.late_ack = NULL;
+	if (!offer_in_2xx(c, y, x, t, resp, &c->ri.late_ack, &len, why, sizeof(why))) {
 		reason_value(reason, sizeof(reason), 488, why);
 		respond_leg(x, c->ri.server, 488, NULL, 0, why, reason);
 		ri_done(c);
-		c->b2b->st.rejected_sdp++;
 		end_both(c, 488, why);
 		return;
 	}
-	respond_leg_src(x, c->ri.server, resp, sipmsg_status(resp), c->b2b->sdp, res.len, NULL,
-			NULL);
-	OPENSSL_cleanse(c->b2b->sdp, res.len + 1);
+	respond_leg_src(x, c->ri.server, resp, sipmsg_status(resp), c->b2b->sdp, len, NULL, NULL);
+	OPENSSL_cleanse(c->b2b->sdp, len + 1);
 	ri_awaiting_ack(c);
-}
-
-/* The offerer's ACK carries the answer to the other leg's offer. Returns
- * false when the call has been ended. */
-static bool ri_late_ack(struct call *c, const osip_message_t *ack)
-{
-	struct leg *x = c->ri.from, *y = c->ri.to;
-	const char *sdp, *why = NULL;
-	size_t len;
-	uint16_t ports[OA_MAX_STREAMS];
-	struct oa_result res;
-	osip_message_t *m = c->ri.late_ack;
-	int err;
-
-	c->ri.late_ack = NULL;
-	memset(&res, 0, sizeof(res));
-	if (!body_of(ack, &sdp, &len)) {
-		why = "the ACK carries no SDP answer to the offer";
-	} else {
-		media_session_ports(c->media, y->is_a ? MEDIA_LEG_A : MEDIA_LEG_B, ports,
-				    OA_MAX_STREAMS);
-		err = oa_answer(x->oa, y->oa, (struct slice){ sdp, len }, ports, OA_MAX_STREAMS,
-				c->b2b->sdp, SDP_MAX_BYTES, &res);
-		why = err ? "the answer could not be rewritten" : res.status ? res.reason : NULL;
-	}
-	if (!why && sipmsg_set_body(m, "application/sdp", c->b2b->sdp, res.len))
-		why = "out of memory";
-	OPENSSL_cleanse(c->b2b->sdp, why ? SDP_MAX_BYTES : res.len + 1);
-	if (!why && sipmsg_serialize(m, &c->ri.ack, &c->ri.ack_len) == 0) {
-		osip_message_free(m);
-		txn_layer_send_buf(c->b2b->txn, c->ri.ack, c->ri.ack_len, &y->dest);
-		return true;
-	}
-	if (!why)
-		why = "out of memory";
-	sipmsg_set_body(m, NULL, NULL, 0);
-	txn_layer_send(c->b2b->txn, m, &y->dest);
-	LOG_INFO(c->id, "late answer refused", LF_S("reason", why));
-	c->b2b->st.rejected_sdp++;
-	ri_done(c);
-	end_both(c, 488, why);
-	return false;
 }
 
 static void ri_response(struct call *c, struct txn *t, osip_message_t *resp)
@@ -1764,15 +1720,8 @@ static void ri_response(struct call *c, struct txn *t, osip_message_t *resp)
 		ri_late_2xx(c, t, resp);
 		return;
 	}
-	if (c->ri.invite) {
-		osip_message_t *ack = NULL;
-
-		if (dialog_ack(y->dlg, txn_get_request(t), resp, &ack) == 0 &&
-		    add_via(ack, y->trunk, y->dest.transport) == 0 &&
-		    sipmsg_serialize(ack, &c->ri.ack, &c->ri.ack_len) == 0)
-			txn_layer_send_buf(c->b2b->txn, c->ri.ack, c->ri.ack_len, &y->dest);
-		osip_message_free(ack);
-	}
+	if (c->ri.invite)
+		build_ack(y, t, resp, NULL, &c->ri.ack, &c->ri.ack_len);
 	dialog_refresh_target(y->dlg, resp); /* 12.2.1.2: a 2xx's Contact, when there is one */
 	status = answer_for_a_legs(c, y, x, resp, c->b2b->sdp, &len, why, sizeof(why));
 	if (!status && !len) {
@@ -1923,9 +1872,7 @@ static void on_relay(struct b2bua *b, struct txn *t, osip_message_t *req, struct
 		return;
 	}
 	r = calloc(1, sizeof(*r));
-	err = r ? dialog_request(y->dlg, method, &m) : ENOMEM;
-	if (!err)
-		err = add_via(m, y->trunk, y->dest.transport);
+	err = r ? leg_request(y, method, false, &m) : ENOMEM;
 	if (!err)
 		err = copy_payload(m, req);
 	if (!err)
@@ -1997,8 +1944,14 @@ static void on_ack(struct b2bua *b, osip_message_t *req)
 	c = l->call;
 	if (c->ri.awaiting_ack && c->ri.from == l && sipmsg_cseq(req, &n, NULL) == 0 &&
 	    n == c->ri.cseq) {
-		if (c->ri.late_ack && !ri_late_ack(c, req))
-			return;
+		if (c->ri.late_ack) {
+			osip_message_t *held = c->ri.late_ack;
+
+			c->ri.late_ack = NULL;
+			if (!answer_in_ack(c, c->ri.from, c->ri.to, held, req, &c->ri.ack,
+					   &c->ri.ack_len))
+				return;
+		}
 		ri_done(c);
 		LOG_DEBUG(c->id, "the 2xx of a re-INVITE was acknowledged");
 		return;
@@ -2009,8 +1962,14 @@ static void on_ack(struct b2bua *b, osip_message_t *req)
 		return; /* a retransmitted ACK */
 	event_del(&c->retrans);
 	event_del(&c->deadline);
-	if (c->late_ack && c->state == CALL_ANSWERED && !late_answer(c, req))
-		return;
+	if (c->late_ack && c->state == CALL_ANSWERED) {
+		osip_message_t *held = c->late_ack;
+
+		c->late_ack = NULL;
+		if (!answer_in_ack(c, &c->a, &c->b, held, req, &c->b.ack, &c->b.ack_len))
+			return;
+		c->b2b->st.acks_sent++;
+	}
 	if (c->state == CALL_ENDING) {
 		send_in_dialog(&c->a, "BYE", c->bye_reason[0] ? c->bye_reason : NULL, false);
 		call_free(c, "BYE from leg B");
@@ -2129,48 +2088,45 @@ static void leg_b_gone(struct call *c, int status, const char *warning, int caus
 	fail_call(c, status, warning, cause);
 }
 
-static void tu_timeout(void *arg, struct txn *t, enum txn_timer_id which)
+/* Our client transaction t got no response (status 408) or could not be
+ * sent (503): whoever waits for it gets that status. */
+static void client_failed(struct txn *t, int status, const char *detail)
 {
 	struct leg *l = txn_get_data(t);
+	struct relay *r = l ? relay_of(l->call, t) : NULL;
 	char text[400];
 
-	struct relay *r = l ? relay_of(l->call, t) : NULL;
-
 	if (r && r->client == t) {
-		relay_failed(l->call, r, 408, "the other leg did not answer");
+		relay_failed(l->call, r, status,
+			     status == 408 ? "the other leg did not answer"
+					   : "the other leg cannot be reached");
 		return;
 	}
 	if (l && t == l->call->ri.client) {
-		ri_failed(l->call, 408, "the other leg did not answer the offer");
+		ri_failed(l->call, status,
+			  status == 408 ? "the other leg did not answer the offer"
+					: "the other leg cannot be reached");
 		return;
 	}
 	if (!l || l->is_a || t != l->invite)
 		return;
-	snprintf(text, sizeof(text), "no response from trunk %s (%s)", l->trunk->name,
-		 l->trunk->peers[0].host);
-	leg_b_gone(l->call, 408, text, 408);
+	if (detail)
+		snprintf(text, sizeof(text), "cannot reach trunk %s (%s): %s", l->trunk->name,
+			 l->trunk->peers[0].host, detail);
+	else
+		snprintf(text, sizeof(text), "no response from trunk %s (%s)", l->trunk->name,
+			 l->trunk->peers[0].host);
+	leg_b_gone(l->call, status, text, status);
+}
+
+static void tu_timeout(void *arg, struct txn *t, enum txn_timer_id which)
+{
+	client_failed(t, 408, NULL);
 }
 
 static void tu_transport_error(void *arg, struct txn *t, int err)
 {
-	struct leg *l = txn_get_data(t);
-	char text[400];
-
-	struct relay *r = l ? relay_of(l->call, t) : NULL;
-
-	if (r && r->client == t) {
-		relay_failed(l->call, r, 503, "the other leg cannot be reached");
-		return;
-	}
-	if (l && t == l->call->ri.client) {
-		ri_failed(l->call, 503, "the other leg cannot be reached");
-		return;
-	}
-	if (!l || l->is_a || t != l->invite)
-		return;
-	snprintf(text, sizeof(text), "cannot reach trunk %s (%s): %s", l->trunk->name,
-		 l->trunk->peers[0].host, strerror(err));
-	leg_b_gone(l->call, 503, text, 503);
+	client_failed(t, 503, strerror(err));
 }
 
 static void tu_terminated(void *arg, struct txn *t)
