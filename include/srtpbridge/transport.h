@@ -44,8 +44,14 @@ struct transport_callbacks {
 	void (*datagram)(void *arg, struct slice data, const struct transport_src *src);
 	/* TCP/TLS: one complete message framed by its Content-Length. */
 	void (*message)(void *arg, struct slice msg, const struct transport_src *src);
-	/* A stream closed; why is a sentence for the log. */
-	void (*closed)(void *arg, uint64_t conn, const char *why);
+	/* A stream closed; why is a sentence for the log, err the cause as an
+	 * errno: the socket's own error where there is one (ECONNREFUSED,
+	 * ECONNRESET, ETIMEDOUT, EHOSTUNREACH ...), ECONNRESET for the peer's
+	 * close, EPROTO for a refused TLS handshake, EMSGSIZE or EBADMSG for a
+	 * stream that cannot be framed, ETIMEDOUT for our deadlines (first or
+	 * partial message, idle). Never 0. Called before the id is forgotten,
+	 * also for a connection transport_send() opened a moment ago. */
+	void (*closed)(void *arg, uint64_t conn, int err, const char *why);
 };
 
 /* Borrows cfg for the transport's life (the caller holds a reference): the
@@ -63,10 +69,14 @@ const struct transport_local *transport_local_for(const struct transport *t,
 /* Sends one message. UDP goes from local. A stream goes over connection
  * `conn` while it lives, else over a live connection to `to` (one the peer
  * opened counts, RFC 5923), else over a new one; a TLS connection is verified
- * per trunk's TLS keys. Returns 0, or an errno (ENOTCONN: no way to send). */
+ * per trunk's TLS keys. Returns 0, or an errno (ENOTCONN: no way to send).
+ * On success *conn_out (when conn_out is not NULL) is the stream the bytes
+ * were queued on, 0 for UDP: a new connection may still fail, and then its
+ * closed() callback names that id; on error it is 0. */
 int transport_send(struct transport *t, const struct transport_local *local, enum sip_transport tp,
 		   const struct sockaddr *to, socklen_t tolen, uint64_t conn,
-		   const struct config_trunk *trunk, const char *buf, size_t len);
+		   const struct config_trunk *trunk, const char *buf, size_t len,
+		   uint64_t *conn_out);
 
 /* A dialog holds the stream it lives on: timeouts then leave it open. */
 void transport_conn_hold(struct transport *t, uint64_t conn);

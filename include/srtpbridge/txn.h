@@ -10,9 +10,15 @@
  * drive it with a fake clock and a fake transport.
  *
  * Single-threaded: one layer belongs to one event loop. Callbacks run
- * inside txn_layer_receive(), txn_respond(), txn_abort() and timer
- * expiries; they may call back into the layer (respond, abort, request),
- * but never txn_layer_destroy(). */
+ * inside txn_layer_receive(), txn_respond(), txn_abort(),
+ * txn_layer_conn_closed() and timer expiries; they may call back into the
+ * layer (respond, abort, request), but never txn_layer_destroy().
+ *
+ * Streams: a client transaction sent over TCP or TLS is bound to the
+ * connection its request went out on (the send callback names it). When
+ * the transport reports that connection closed (txn_layer_conn_closed), every
+ * client transaction bound to it that has no final response yet fails at
+ * once, as a failed send would, instead of waiting for Timer B or F. */
 #ifndef SRTPBRIDGE_TXN_H
 #define SRTPBRIDGE_TXN_H
 
@@ -95,9 +101,12 @@ void txn_config_defaults(struct txn_config *cfg);
 struct txn_callbacks {
 	/* Required. Returns 0 or an errno; reliable is true for TCP and TLS
 	 * (the layer will not retransmit, so the transport should report a
-	 * failure rather than hope). */
+	 * failure rather than hope). conn_out is never NULL and holds to->conn
+	 * on entry: a stream send sets it to the connection the bytes went
+	 * over or were queued on (a new one, still connecting, included), so
+	 * that a client transaction is bound to it (txn_layer_conn_closed). */
 	int (*send)(void *arg, const struct txn_addr *to, bool reliable, const char *buf,
-		    size_t len);
+		    size_t len, uint64_t *conn_out);
 	/* A new server transaction; or, with t NULL, an ACK that belongs to
 	 * no transaction: the ACK for a 2xx (RFC 3261 17.2.3; RFC 6026
 	 * Accepted passes it up), or a stray one. */
@@ -111,7 +120,9 @@ struct txn_callbacks {
 	/* Timer B, F or H fired: the transaction failed and terminates next. */
 	void (*timeout)(void *arg, struct txn *t, enum txn_timer_id which);
 	/* A send the layer made on its own (retransmission, ACK, 100 Trying)
-	 * failed: the transaction terminates next. */
+	 * failed, or the stream a client transaction waits on for its final
+	 * response closed (txn_layer_conn_closed): the transaction terminates
+	 * next. */
 	void (*transport_error)(void *arg, struct txn *t, int err);
 	/* Last callback for t: drop every pointer to it. */
 	void (*terminated)(void *arg, struct txn *t);
@@ -148,7 +159,9 @@ int txn_layer_receive(struct txn_layer *l, osip_message_t *msg, const struct txn
 /* Starts a client transaction for req (not ACK), sent to `to`. Takes req
  * (freed even on error). Adds a branch to the top Via when it has none;
  * a branch without the z9hG4bK cookie is refused (RFC 3261 8.1.1.7). On
- * success *out (when out is not NULL) is the transaction, borrowed.
+ * success *out (when out is not NULL) is the transaction, borrowed; over TCP
+ * or TLS its peer (txn_get_peer) names the connection the send callback
+ * reported, and the transaction is bound to it (txn_layer_conn_closed).
  * Returns 0, EINVAL, EEXIST (a transaction with this branch and method is
  * live), ENOMEM, ESHUTDOWN, or the send callback's error: a request that
  * could not be sent starts nothing and no callback is made. */
@@ -185,6 +198,16 @@ struct txn *txn_find_invite_for_cancel(struct txn_layer *l, osip_message_t *canc
  * transaction still Proceeding 64*T1 after its CANCEL, RFC 3261 9.1).
  * terminated() is called before this returns. */
 void txn_abort(struct txn *t);
+
+/* The transport closed stream conn; err is the cause (ECONNREFUSED,
+ * ECONNRESET, ETIMEDOUT, EPROTO ...; 0 or less counts as ECONNRESET). Every
+ * client transaction bound to conn that has no final response yet (INVITE
+ * Calling or Proceeding, non-INVITE Trying or Proceeding) gets
+ * transport_error(err), then terminated(), oldest first, before this
+ * returns. Transactions with a final response, server transactions and
+ * those on other connections are left alone. Costs a walk of one bucket of
+ * the pending stream-bound client transactions, not of the whole table. */
+void txn_layer_conn_closed(struct txn_layer *l, uint64_t conn, int err);
 
 /* Live transactions, both roles. */
 size_t txn_layer_count(const struct txn_layer *l);

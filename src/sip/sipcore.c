@@ -83,7 +83,7 @@ static void sent(struct sipcore *s, const char *buf, size_t len, const struct so
 /* ---- sending ---- */
 
 static int on_txn_send(void *arg, const struct txn_addr *to, bool reliable, const char *buf,
-		       size_t len)
+		       size_t len, uint64_t *conn_out)
 {
 	struct sipcore *s = arg;
 	/* The transport keeps per-trunk TLS clients of the snapshot it was
@@ -92,7 +92,7 @@ static int on_txn_send(void *arg, const struct txn_addr *to, bool reliable, cons
 		to->trunk ? config_trunk_find(s->boot, to->trunk->name) : NULL;
 	int err =
 		transport_send(s->tp, to->local, to->transport, (const struct sockaddr *)&to->addr,
-			       to->addrlen, to->conn, trunk, buf, len);
+			       to->addrlen, to->conn, trunk, buf, len, conn_out);
 
 	/* A full socket buffer loses a datagram the way the network may: the
 	 * transaction's retransmissions cover it. Failing the transaction
@@ -128,7 +128,7 @@ static void send_refusal(struct sipcore *s, struct slice raw, int status, const 
 		err = sipmsg_refusal_text(&buf, &len, raw, status, why, tag);
 	if (err == 0 &&
 	    transport_send(s->tp, src->local, src->tp, (const struct sockaddr *)&src->addr,
-			   src->addrlen, src->conn, NULL, buf, len) == 0)
+			   src->addrlen, src->conn, NULL, buf, len, NULL) == 0)
 		sent(s, buf, len, (const struct sockaddr *)&src->addr);
 	free(buf);
 	osip_message_free(resp);
@@ -431,8 +431,13 @@ static void on_message(void *arg, struct slice msg, const struct transport_src *
 	inbound(arg, msg, src);
 }
 
-static void on_closed(void *arg, uint64_t conn, const char *why)
+/* Client transactions waiting on the stream fail now, not at Timer B/F:
+ * the TU fails over to the next peer at once. */
+static void on_closed(void *arg, uint64_t conn, int err, const char *why)
 {
+	struct sipcore *s = arg;
+
+	txn_layer_conn_closed(s->txn, conn, err ? err : ECONNRESET);
 }
 
 /* ---- life ---- */

@@ -198,16 +198,38 @@ static void conn_free(struct conn *c)
 	free(c);
 }
 
-static void conn_close(struct conn *c, const char *why)
+/* err: the cause as an errno, for the transaction layer above (never 0). */
+static void conn_close(struct conn *c, int err, const char *why)
 {
 	if (c->closing)
 		return;
 	c->closing = true;
 	LOG_INFO(NULL, "connection closed", LF_S("transport", tp_names[c->tp]),
-		 LF_S("peer", c->peer_name), LF_U("conn", c->id), LF_S("reason", why));
+		 LF_S("peer", c->peer_name), LF_U("conn", c->id), LF_S("reason", why),
+		 LF_S("error", strerror(err)));
 	if (c->t->cb.closed)
-		c->t->cb.closed(c->t->arg, c->id, why);
+		c->t->cb.closed(c->t->arg, c->id, err, why);
 	conn_free(c);
+}
+
+/* The errors a socket reports for a connection that could not be made or
+ * broke: anything else in errno after an EOF is left over from another call. */
+static bool is_conn_errno(int e)
+{
+	switch (e) {
+	case ECONNREFUSED:
+	case ECONNRESET:
+	case ECONNABORTED:
+	case ETIMEDOUT:
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+	case EHOSTDOWN:
+	case ENETDOWN:
+	case EPIPE:
+		return true;
+	default:
+		return false;
+	}
 }
 
 /* The next moment this stream needs looking at. */
@@ -238,21 +260,21 @@ static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
 	if (c->partial_since && now >= c->partial_since + (time_t)lim->message_timeout) {
 		snprintf(why, sizeof(why), "a message was not completed within %u s",
 			 lim->message_timeout);
-		conn_close(c, why);
+		conn_close(c, ETIMEDOUT, why);
 		return;
 	}
 	if (!c->seen_message && !c->outbound &&
 	    now >= c->last_activity + (time_t)lim->first_timeout) {
 		snprintf(why, sizeof(why), "no complete SIP message within %u s of connecting",
 			 lim->first_timeout);
-		conn_close(c, why);
+		conn_close(c, ETIMEDOUT, why);
 		return;
 	}
 	if (now >= c->last_activity + (time_t)lim->idle_timeout) {
 		if (!c->holds) {
 			snprintf(why, sizeof(why), "idle for %u s with no dialog on it",
 				 lim->idle_timeout);
-			conn_close(c, why);
+			conn_close(c, ETIMEDOUT, why);
 			return;
 		}
 		c->last_activity = now; /* a dialog lives on it: keep it */
@@ -303,7 +325,7 @@ static void deliver_stream(struct conn *c)
 		if (err) {
 			c->t->st.framing_errors += err != EMSGSIZE;
 			c->t->st.oversize += err == EMSGSIZE;
-			conn_close(c, why);
+			conn_close(c, err, why);
 			return;
 		}
 		c->seen_message = true;
@@ -333,6 +355,8 @@ static void on_read(struct bufferevent *bev, void *arg)
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
+	/* libevent keeps the socket's errno of the event for this callback */
+	int err = EVUTIL_SOCKET_ERROR();
 	char why[320];
 
 	if (what & BEV_EVENT_CONNECTED) {
@@ -361,15 +385,22 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 				 LF_S("reason", reason),
 				 LF_S("direction", c->outbound ? "out" : "in"));
 			ERR_clear_error();
-			conn_close(c, why);
+			conn_close(c, EPROTO, why);
 			return;
 		}
 		ERR_clear_error();
 	}
-	if (what & BEV_EVENT_EOF)
-		conn_close(c, "closed by the peer");
-	else if (what & BEV_EVENT_ERROR)
-		conn_close(c, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	if ((what & BEV_EVENT_EOF) && c->outbound && !c->connected && is_conn_errno(err)) {
+		/* a TLS connect refused reads as an EOF (dirty shutdowns allowed) */
+		snprintf(why, sizeof(why), "cannot connect: %s", strerror(err));
+		conn_close(c, err, why);
+	} else if (what & BEV_EVENT_EOF) {
+		conn_close(c, ECONNRESET, "closed by the peer");
+	} else if (what & BEV_EVENT_ERROR) {
+		if (err <= 0)
+			err = ECONNRESET;
+		conn_close(c, err, evutil_socket_error_to_string(err));
+	}
 }
 
 /* Inbound TLS is connected once the handshake is done: the first read. */
@@ -718,11 +749,14 @@ const struct transport_local *transport_local_for(const struct transport *t,
 
 int transport_send(struct transport *t, const struct transport_local *local, enum sip_transport tp,
 		   const struct sockaddr *to, socklen_t tolen, uint64_t conn,
-		   const struct config_trunk *trunk, const char *buf, size_t len)
+		   const struct config_trunk *trunk, const char *buf, size_t len,
+		   uint64_t *conn_out)
 {
 	struct conn *c;
 	char why[256], name[64];
 
+	if (conn_out)
+		*conn_out = 0;
 	if (tp == SIP_TP_UDP) {
 		if (!local || local->fd < 0)
 			return ENOTCONN;
@@ -752,7 +786,9 @@ int transport_send(struct transport *t, const struct transport_local *local, enu
 			return ENOTCONN;
 		}
 		if (bufferevent_socket_connect(c->bev, to, (int)tolen) < 0) {
-			conn_close(c, "connect failed");
+			int err = EVUTIL_SOCKET_ERROR();
+
+			conn_close(c, err > 0 ? err : ENOTCONN, "connect failed");
 			return ENOTCONN;
 		}
 		LOG_DEBUG(NULL, "connecting", LF_S("peer", name), LF_S("transport", tp_names[tp]),
@@ -763,6 +799,8 @@ int transport_send(struct transport *t, const struct transport_local *local, enu
 		return ENOMEM;
 	c->last_sent = now_s();
 	t->st.sent++;
+	if (conn_out)
+		*conn_out = c->id;
 	return 0;
 }
 

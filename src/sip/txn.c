@@ -11,7 +11,12 @@
  * it, calls terminated() and drops the table's reference; it is freed when
  * the last reference goes, so a TU that terminates a transaction from a
  * callback (a final response over TCP ends a NIST at once) does not pull it
- * from under the code that called the TU. */
+ * from under the code that called the TU.
+ *
+ * A client transaction sent over a stream is, until its final response, also
+ * in a by-connection index: buckets of doubly linked chains keyed by the
+ * connection id, so that a closing connection fails its transactions
+ * (txn_layer_conn_closed) by walking one bucket, not the client table. */
 #define LOG_MODULE "txn"
 
 #include <ctype.h>
@@ -42,6 +47,7 @@
  * configured above 500 ms. */
 #define TXN_TIMER_D_MIN_MS 32000
 #define TXN_HTAB_INITIAL   256
+#define TXN_CONN_BUCKETS   1024 /* the by-connection index */
 
 #define FNV_BASIS	   14695981039346656037ULL
 #define FNV_PRIME	   1099511628211ULL
@@ -94,6 +100,11 @@ struct txn {
 	enum txn_timer_id timeout_id;
 	uint64_t interval; /* current A/E/G interval */
 	void *data;
+
+	/* The by-connection index (a client awaiting its final response over
+	 * a stream): cprev is NULL when t is not in it. */
+	struct txn *cnext, **cprev;
+	struct txn *failing; /* txn_layer_conn_closed's list of those to fail */
 };
 
 /* Open hashing: a power-of-two bucket array of singly linked chains. */
@@ -111,6 +122,7 @@ struct txn_layer {
 	void *tctx;
 	struct txn_htab server;
 	struct txn_htab client;
+	struct txn *by_conn[TXN_CONN_BUCKETS];
 	uint64_t branch_salt;
 	uint64_t branch_seq;
 	bool destroying;
@@ -605,6 +617,34 @@ static struct txn *txn_alloc(struct txn_layer *l, enum txn_kind kind, osip_messa
 	return t;
 }
 
+/* A client transaction whose request went over stream t->peer.conn waits
+ * there for its final response. */
+static void conn_bind(struct txn *t)
+{
+	struct txn **head;
+
+	if (!t->reliable || !t->peer.conn || t->cprev)
+		return;
+	head = &t->layer->by_conn[t->peer.conn % TXN_CONN_BUCKETS];
+	t->cnext = *head;
+	if (t->cnext)
+		t->cnext->cprev = &t->cnext;
+	*head = t;
+	t->cprev = head;
+}
+
+/* A final response, or the end: the connection no longer matters. */
+static void conn_unbind(struct txn *t)
+{
+	if (!t->cprev)
+		return;
+	*t->cprev = t->cnext;
+	if (t->cnext)
+		t->cnext->cprev = t->cprev;
+	t->cnext = NULL;
+	t->cprev = NULL;
+}
+
 static void terminate(struct txn *t)
 {
 	struct txn_layer *l = t->layer;
@@ -612,6 +652,7 @@ static void terminate(struct txn *t)
 	if (t->state == TXN_TERMINATED)
 		return;
 	t->state = TXN_TERMINATED;
+	conn_unbind(t);
 	timer_disarm(t, &t->retrans);
 	timer_disarm(t, &t->timeout);
 	if (t->linked) {
@@ -626,8 +667,17 @@ static void terminate(struct txn *t)
 static int send_buf(struct txn *t, const char *buf, size_t len)
 {
 	struct txn_layer *l = t->layer;
+	uint64_t conn = t->peer.conn;
 
-	return l->cb.send(l->arg, &t->peer, t->reliable, buf, len);
+	return l->cb.send(l->arg, &t->peer, t->reliable, buf, len, &conn);
+}
+
+/* A send outside any transaction: the stream it used binds nothing. */
+static int send_to(struct txn_layer *l, const struct txn_addr *to, const char *buf, size_t len)
+{
+	uint64_t conn = to->conn;
+
+	return l->cb.send(l->arg, to, to->transport != SIP_TP_UDP, buf, len, &conn);
 }
 
 /* A send the layer made on its own failed (RFC 3261 17.1.4, 17.2.4). */
@@ -979,6 +1029,8 @@ static void ict_response(struct txn *t, osip_message_t *msg)
 		/* no more retransmissions, and Timer B only runs while Calling */
 		timer_disarm(t, &t->retrans);
 		timer_disarm(t, &t->timeout);
+		if (code >= 200)
+			conn_unbind(t); /* a final response: the stream may go */
 		if (code < 200) {
 			t->state = TXN_PROCEEDING;
 		} else if (code < 300) {
@@ -1031,6 +1083,7 @@ static void nict_response(struct txn *t, osip_message_t *msg)
 		return;
 	}
 	t->state = TXN_COMPLETED;
+	conn_unbind(t);
 	timer_disarm(t, &t->retrans);
 	timer_disarm(t, &t->timeout);
 	if (l->cb.response)
@@ -1108,6 +1161,7 @@ int txn_request(struct txn_layer *l, osip_message_t *req, const struct txn_addr 
 	struct txn *t = NULL;
 	osip_via_t *via;
 	const char *branch;
+	uint64_t conn;
 	int err = EINVAL;
 
 	if (!l || !req || !to)
@@ -1145,14 +1199,18 @@ int txn_request(struct txn_layer *l, osip_message_t *req, const struct txn_addr 
 	t->peer = *to;
 	t->reliable = to->transport != SIP_TP_UDP;
 	t->data = tu_data;
+	conn = to->conn;
 	err = serialize(t->req, &t->req_buf, &t->req_len);
 	if (err)
 		goto out;
-	err = send_buf(t, t->req_buf, t->req_len);
+	err = l->cb.send(l->arg, &t->peer, t->reliable, t->req_buf, t->req_len, &conn);
 	if (err)
 		goto out;
+	if (t->reliable)
+		t->peer.conn = conn; /* the stream the request went over */
 	htab_insert(&l->client, t);
 	t->linked = true;
+	conn_bind(t);
 	t->interval = l->cfg.t1_ms;
 	if (t->kind == TXN_ICT) {
 		t->state = TXN_CALLING;
@@ -1281,7 +1339,7 @@ int txn_layer_send_buf(struct txn_layer *l, const char *buf, size_t len, const s
 {
 	if (!l || !buf || !len || !to)
 		return EINVAL;
-	return l->cb.send(l->arg, to, to->transport != SIP_TP_UDP, buf, len);
+	return send_to(l, to, buf, len);
 }
 
 int txn_layer_send(struct txn_layer *l, osip_message_t *msg, const struct txn_addr *to)
@@ -1295,7 +1353,7 @@ int txn_layer_send(struct txn_layer *l, osip_message_t *msg, const struct txn_ad
 	err = serialize(msg, &buf, &len);
 	if (err)
 		goto out;
-	err = l->cb.send(l->arg, to, to->transport != SIP_TP_UDP, buf, len);
+	err = send_to(l, to, buf, len);
 out:
 	osip_free(buf);
 	if (msg)
@@ -1311,6 +1369,41 @@ struct txn *txn_find_invite_for_cancel(struct txn_layer *l, osip_message_t *canc
 		return NULL;
 	t = lookup_server(l, cancel, MATCH_CANCEL);
 	return t && t->kind == TXN_IST ? t : NULL;
+}
+
+void txn_layer_conn_closed(struct txn_layer *l, uint64_t conn, int err)
+{
+	struct txn *list = NULL;
+	struct txn *t, *next;
+
+	if (!l || !conn || l->destroying)
+		return;
+	if (err <= 0)
+		err = ECONNRESET;
+	/* Take them out of the index first, each with a reference: the
+	 * callbacks may abort or start transactions, in this bucket too. The
+	 * bucket is newest first, so the list is oldest first. */
+	for (t = l->by_conn[conn % TXN_CONN_BUCKETS]; t; t = next) {
+		next = t->cnext;
+		if (t->peer.conn != conn)
+			continue;
+		conn_unbind(t);
+		txn_ref(t);
+		t->failing = list;
+		list = t;
+	}
+	for (t = list; t; t = next) {
+		next = t->failing;
+		t->failing = NULL;
+		/* still waiting, unless a callback ended it meanwhile */
+		if (t->state == TXN_CALLING || t->state == TXN_TRYING ||
+		    t->state == TXN_PROCEEDING) {
+			LOG_DEBUG(call_id_of(t->req), "transaction stream closed",
+				  LF_S("method", t->method), LF_U("conn", conn));
+			fail(t, err);
+		}
+		txn_unref(t);
+	}
 }
 
 void txn_abort(struct txn *t)

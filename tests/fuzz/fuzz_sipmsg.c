@@ -75,9 +75,9 @@ static struct txn_layer *layer;
 static struct txn_fake_clock *clock_;
 
 static int null_send(void *arg, const struct txn_addr *to, bool reliable, const char *buf,
-		     size_t len)
+		     size_t len, uint64_t *conn_out)
 {
-	must(buf && len > 0);
+	must(buf && len > 0 && conn_out);
 	return 0;
 }
 

@@ -1,7 +1,8 @@
 /* The transport on loopback with real sockets: our TLS client's checks of a
  * peer (name, IP SAN, CA, dates) through the path a request takes, connection
  * limits per source, the deadline for a first message, a dialog's hold on a
- * stream, and requests reusing a connection the peer opened (alias).
+ * stream, requests reusing a connection the peer opened (alias), and the
+ * cause a close reports for the connection a send used (refused, reset).
  * Certificates are made by the openssl CLI in a temporary directory. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -75,6 +76,8 @@ struct fix {
 	size_t ngot;
 	uint64_t got_conn;
 	char why[8][512];
+	int err[8];
+	uint64_t closed_conn[8];
 	unsigned nwhy;
 	bool timed_out;
 	uint16_t tls_port, tcp_port;
@@ -93,12 +96,16 @@ static void on_datagram(void *arg, struct slice data, const struct transport_src
 {
 }
 
-static void on_closed(void *arg, uint64_t conn, const char *why)
+static void on_closed(void *arg, uint64_t conn, int err, const char *why)
 {
 	struct fix *f = arg;
 
-	if (f->nwhy < 8)
+	assert_true(err > 0);
+	if (f->nwhy < 8) {
+		f->err[f->nwhy] = err;
+		f->closed_conn[f->nwhy] = conn;
 		snprintf(f->why[f->nwhy++], sizeof(f->why[0]), "%s", why);
+	}
 }
 
 static uint16_t free_port(void)
@@ -179,14 +186,24 @@ static bool got_close(struct fix *f)
 static const char msg[] = "OPTIONS sip:srv@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1;"
 			  "branch=z9hG4bK1\r\nContent-Length: 0\r\n\r\n";
 
-static void send_tls(struct fix *f)
+/* Returns the connection the send opened. */
+static uint64_t send_stream(struct fix *f, enum sip_transport tp, uint16_t port)
 {
-	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(f->tls_port) };
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port) };
+	uint64_t conn = 0;
 
 	inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
-	assert_int_equal(transport_send(f->tp, NULL, SIP_TP_TLS, (struct sockaddr *)&to, sizeof(to),
-					0, config_trunk_find(f->cfg, "cli"), msg, sizeof(msg) - 1),
+	assert_int_equal(transport_send(f->tp, NULL, tp, (struct sockaddr *)&to, sizeof(to), 0,
+					config_trunk_find(f->cfg, "cli"), msg, sizeof(msg) - 1,
+					&conn),
 			 0);
+	assert_true(conn != 0);
+	return conn;
+}
+
+static void send_tls(struct fix *f)
+{
+	send_stream(f, SIP_TP_TLS, f->tls_port);
 }
 
 static void expect_refusal(const char *server_cert, const char *cli_keys, const char *words)
@@ -198,8 +215,13 @@ static void expect_refusal(const char *server_cert, const char *cli_keys, const 
 	send_tls(&f);
 	assert_true(run_until(&f, got_close, 5000));
 	run_until(&f, NULL, 200); /* the other end's close, if any */
-	for (unsigned i = 0; i < f.nwhy; i++)
-		found |= strstr(f.why[i], words) != NULL;
+	for (unsigned i = 0; i < f.nwhy; i++) {
+		bool here = strstr(f.why[i], words) != NULL;
+
+		if (here)
+			assert_int_equal(f.err[i], EPROTO);
+		found |= here;
+	}
 	if (!found)
 		fail_msg("no close said '%s'; first said '%s'", words, f.why[0]);
 	assert_int_equal(f.ngot, 0); /* nothing reached the server */
@@ -296,6 +318,7 @@ static void test_first_message_deadline(void **state)
 	fd = tcp_client(&f);
 	assert_true(run_until(&f, got_close, 4000));
 	assert_string_equal(f.why[0], "no complete SIP message within 1 s of connecting");
+	assert_int_equal(f.err[0], ETIMEDOUT);
 	close(fd);
 	stop(&f);
 }
@@ -319,6 +342,8 @@ static void test_hold_and_idle(void **state)
 	transport_conn_release(f.tp, f.got_conn);
 	assert_true(run_until(&f, got_close, 3000));
 	assert_string_equal(f.why[0], "idle for 1 s with no dialog on it");
+	assert_int_equal(f.err[0], ETIMEDOUT);
+	assert_int_equal(f.closed_conn[0], f.got_conn);
 	close(fd);
 	stop(&f);
 }
@@ -329,6 +354,7 @@ static void test_reuse_by_alias(void **state)
 	static const char opts[] = "OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 0\r\n\r\n";
 	struct sockaddr_in alias = { .sin_family = AF_INET, .sin_port = htons(5999) };
 	struct fix f;
+	uint64_t conn = 0;
 	char buf[64];
 	int fd;
 
@@ -339,18 +365,52 @@ static void test_reuse_by_alias(void **state)
 	inet_pton(AF_INET, "127.0.0.1", &alias.sin_addr);
 	transport_conn_alias(f.tp, f.got_conn, (struct sockaddr *)&alias, sizeof(alias));
 	assert_int_equal(transport_send(f.tp, NULL, SIP_TP_TCP, (struct sockaddr *)&alias,
-					sizeof(alias), 0, NULL, "PING", 4),
+					sizeof(alias), 0, NULL, "PING", 4, &conn),
 			 0);
+	assert_int_equal(conn, f.got_conn);
 	run_until(&f, NULL, 200);
 	assert_int_equal(recv(fd, buf, sizeof(buf), MSG_DONTWAIT), 4);
 	assert_memory_equal(buf, "PING", 4);
 	/* with no stream to a destination and no trunk, a response has no way */
 	alias.sin_port = htons(5998);
 	assert_int_equal(transport_send(f.tp, NULL, SIP_TP_TCP, (struct sockaddr *)&alias,
-					sizeof(alias), 0, NULL, "X", 1),
+					sizeof(alias), 0, NULL, "X", 1, &conn),
 			 ENOTCONN);
+	assert_int_equal(conn, 0);
+	/* the peer hangs up: a reset, for the connection the send used */
 	close(fd);
+	assert_true(run_until(&f, got_close, 2000));
+	assert_int_equal(f.closed_conn[0], f.got_conn);
+	assert_int_equal(f.err[0], ECONNRESET);
+	assert_string_equal(f.why[0], "closed by the peer");
 	stop(&f);
+}
+
+/* A stream send to a port where nothing listens is queued (0) on a new
+ * connection; the refusal comes back as the close of that connection, with
+ * ECONNREFUSED, over TCP and over TLS (whose refusal reads as an EOF). */
+static void test_refused_connect(void **state)
+{
+	enum sip_transport tps[] = { SIP_TP_TCP, SIP_TP_TLS };
+
+	for (size_t i = 0; i < sizeof(tps) / sizeof(tps[0]); i++) {
+		struct transport_stats st;
+		struct fix f;
+		uint64_t conn;
+
+		start(&f, "server", "");
+		conn = send_stream(&f, tps[i], free_port()); /* bound, then closed: no listener */
+		assert_true(run_until(&f, got_close, 5000));
+		assert_int_equal(f.nwhy, 1);
+		assert_int_equal(f.closed_conn[0], conn);
+		if (f.err[0] != ECONNREFUSED)
+			fail_msg("%s: closed with %s (%s)", i ? "tls" : "tcp", strerror(f.err[0]),
+				 f.why[0]);
+		assert_non_null(strstr(f.why[0], "refused"));
+		transport_get_stats(f.tp, &st);
+		assert_int_equal(st.conns, 0);
+		stop(&f);
+	}
 }
 
 int main(void)
@@ -363,6 +423,7 @@ int main(void)
 		cmocka_unit_test(test_first_message_deadline),
 		cmocka_unit_test(test_hold_and_idle),
 		cmocka_unit_test(test_reuse_by_alias),
+		cmocka_unit_test(test_refused_connect),
 	};
 
 	return cmocka_run_group_tests_name("transport", tests, make_certs, remove_certs);

@@ -1,7 +1,8 @@
 /* The transaction layer on a fake clock and a fake transport: every timer
  * of the four state machines at the exact time RFC 3261 17 / RFC 6026 say,
  * absorbed retransmissions, losses, reliable transports, ACK and CANCEL
- * matching, RFC 2543 fallback matching, and thousands of transactions. */
+ * matching, RFC 2543 fallback matching, thousands of transactions, and client
+ * transactions failing at once when their stream closes. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -39,12 +40,16 @@ struct fx {
 	size_t sends;
 	int fail_send;	   /* errno the transport returns ... */
 	size_t fail_after; /* ... once this many sends succeeded */
+	uint64_t stream;   /* the connection a stream send reports using, 0: to->conn */
 
 	char log[512]; /* one letter per callback, in order */
 	size_t nlog;
 	unsigned requests, acks, responses, strays, timeouts, terrs, terminated;
 	struct txn *req_txn, *resp_txn, *term_txn;
 	int resp_code;
+	int terr_err;			  /* the last transport_error's */
+	char terr_ids[256];		  /* the Call-IDs of transport errors, in order */
+	void (*terr_hook)(struct txn *t); /* the TU's reaction to a transport error */
 	enum txn_timer_id timeout_which;
 	uint64_t timeout_at, terminated_at;
 	int auto_code; /* the TU answers inside request() with this, 0: no */
@@ -235,14 +240,19 @@ static const char *branch_of(osip_message_t *m)
 
 /* ---- the fake transport and TU ---- */
 
-static int cb_send(void *arg, const struct txn_addr *to, bool reliable, const char *buf, size_t len)
+static int cb_send(void *arg, const struct txn_addr *to, bool reliable, const char *buf, size_t len,
+		   uint64_t *conn_out)
 {
 	struct fx *f = arg;
 	struct sent *s;
 
+	assert_non_null(conn_out);
+	assert_int_equal(*conn_out, to->conn);
 	if (f->fail_send && f->sends >= f->fail_after)
 		return f->fail_send;
 	f->sends++;
+	if (reliable && f->stream)
+		*conn_out = f->stream;
 	if (!f->keep)
 		return 0;
 	if (f->nsent == f->capsent) {
@@ -319,9 +329,16 @@ static void cb_terr(void *arg, struct txn *t, int err)
 {
 	struct fx *f = arg;
 
+	size_t n = strlen(f->terr_ids);
+
 	assert_true(err > 0);
 	f->terrs++;
+	f->terr_err = err;
+	snprintf(f->terr_ids + n, sizeof(f->terr_ids) - n, "%s ",
+		 txn_get_request(t)->call_id->number);
 	logc('E');
+	if (f->terr_hook)
+		f->terr_hook(t);
 }
 
 static void cb_terminated(void *arg, struct txn *t)
@@ -1368,6 +1385,162 @@ static void test_transport_errors(void **state)
 	fx_fini();
 }
 
+/* ---- a stream closing under client transactions ---- */
+
+static struct txn_addr carrier_stream(void)
+{
+	return addr(SIP_TP_TCP, "198.51.100.7", 5060, 0);
+}
+
+static struct txn *request_on(const char *method, const char *callid, uint64_t stream)
+{
+	struct txn_addr to = carrier_stream();
+	struct txn *t = NULL;
+
+	F.stream = stream;
+	assert_int_equal(txn_request(F.l, out_req(method, NULL, 1, callid), &to, NULL, &t), 0);
+	/* bound to the connection the transport reported */
+	assert_int_equal(txn_get_peer(t)->conn, stream);
+	return t;
+}
+
+/* Calling, Trying, and Proceeding after a provisional: none has its final
+ * response, so each fails at once with the transport's error, oldest first,
+ * instead of waiting for Timer B or F. */
+static void test_conn_closed_fails_pending(void **state)
+{
+	struct txn *ict, *nict, *ict_ringing, *nict_trying;
+
+	fx_init(NULL);
+	ict = request_on("INVITE", "cc1", 501);
+	nict = request_on("OPTIONS", "cc2", 501);
+	ict_ringing = request_on("INVITE", "cc3", 501);
+	nict_trying = request_on("BYE", "cc4", 501);
+	recv_msg(answer(txn_get_request(ict_ringing), 180, "c3"), carrier_tcp());
+	recv_msg(answer(txn_get_request(nict_trying), 100, NULL), carrier_tcp());
+	assert_int_equal(txn_get_state(ict), TXN_CALLING);
+	assert_int_equal(txn_get_state(nict), TXN_TRYING);
+	assert_int_equal(txn_get_state(ict_ringing), TXN_PROCEEDING);
+	assert_int_equal(txn_get_state(nict_trying), TXN_PROCEEDING);
+	fx_clear_log();
+	advance_to(1000);
+
+	txn_layer_conn_closed(F.l, 501, ECONNREFUSED);
+	assert_string_equal(F.log, "ETETETET");
+	assert_int_equal(F.terrs, 4);
+	assert_int_equal(F.terr_err, ECONNREFUSED);
+	assert_string_equal(F.terr_ids, "cc1 cc2 cc3 cc4 ");
+	assert_int_equal(F.terminated_at, 1000);
+	assert_int_equal(txn_layer_count(F.l), 0);
+	assert_int_equal(txn_fake_clock_pending(F.clk), 0); /* no Timer B or F left */
+
+	/* once is all: the same close again finds nothing */
+	txn_layer_conn_closed(F.l, 501, ECONNREFUSED);
+	assert_int_equal(F.terrs, 4);
+	/* a request the transport sends over a stream it names (to->conn) */
+	F.stream = 0;
+	assert_int_equal(
+		txn_request(F.l, out_req("INVITE", NULL, 1, "cc5"), carrier_tcp(), NULL, &ict), 0);
+	assert_int_equal(txn_get_peer(ict)->conn, 77);
+	txn_layer_conn_closed(F.l, 77, 0); /* 0: ECONNRESET */
+	assert_int_equal(F.terr_err, ECONNRESET);
+	assert_int_equal(F.terrs, 5);
+	assert_int_equal(F.timeouts, 0);
+	fx_fini();
+}
+
+/* A final response already in, a server transaction, a client on another
+ * stream (also one whose id shares the index bucket) or on UDP: untouched. */
+static void test_conn_closed_spares_others(void **state)
+{
+	struct txn *accepted, *done, *other, *same_bucket, *udp = NULL, *server;
+	struct txn_addr from = addr(SIP_TP_TCP, "192.0.2.10", 40000, 501);
+	osip_message_t *ok;
+
+	fx_init(NULL);
+	accepted = request_on("INVITE", "cs1", 501);
+	ok = answer(txn_get_request(accepted), 200, "c1");
+	recv_msg(clone_of(ok), carrier_tcp());
+	assert_int_equal(txn_get_state(accepted), TXN_ACCEPTED);
+	done = request_on("INVITE", "cs2", 501);
+	recv_msg(answer(txn_get_request(done), 486, "c2"), carrier_tcp());
+	assert_true(sent_starts(F.nsent - 1, "ACK "));
+	assert_int_equal(F.sent[F.nsent - 1].to.conn, 501); /* over the INVITE's stream */
+	other = request_on("OPTIONS", "cs3", 502);
+	same_bucket = request_on("OPTIONS", "cs4", 501 + 1024 * 7);
+	F.stream = 0;
+	assert_int_equal(
+		txn_request(F.l, out_req("OPTIONS", NULL, 1, "cs5"), carrier_udp(), NULL, &udp), 0);
+	recv_msg(in_req("INVITE", "TCP", "branch=z9hG4bKcs6", 1, "cs6"), &from);
+	server = F.req_txn;
+	assert_non_null(server);
+	assert_int_equal(txn_get_peer(server)->conn, 501);
+	assert_int_equal(txn_layer_count(F.l), 5); /* cs2 ended with its ACK (D = 0) */
+	fx_clear_log();
+
+	txn_layer_conn_closed(F.l, 501, ECONNRESET);
+	assert_string_equal(F.log, "");
+	assert_int_equal(txn_layer_count(F.l), 5);
+	assert_int_equal(txn_get_state(accepted), TXN_ACCEPTED);
+	assert_int_equal(txn_get_state(other), TXN_TRYING);
+	assert_int_equal(txn_get_state(same_bucket), TXN_TRYING);
+	assert_int_equal(txn_get_state(udp), TXN_TRYING);
+	assert_int_equal(txn_get_state(server), TXN_PROCEEDING);
+	/* the Accepted INVITE still takes its 2xx retransmissions */
+	recv_msg(ok, carrier_tcp());
+	assert_string_equal(F.log, "R");
+
+	/* and each stream fails only its own */
+	txn_layer_conn_closed(F.l, 501 + 1024 * 7, ETIMEDOUT);
+	assert_string_equal(F.log, "RET");
+	assert_ptr_equal(F.term_txn, same_bucket);
+	assert_int_equal(F.terr_err, ETIMEDOUT);
+	txn_layer_conn_closed(F.l, 502, EPROTO);
+	assert_string_equal(F.log, "RETET");
+	assert_ptr_equal(F.term_txn, other);
+	assert_int_equal(txn_get_state(udp), TXN_TRYING);
+	assert_int_equal(txn_layer_count(F.l), 3);
+	fx_fini();
+}
+
+static struct txn *abort_in_hook;
+
+/* The TU of a B2BUA: fail over at once, and give up a sibling. */
+static void failover(struct txn *t)
+{
+	if (abort_in_hook && abort_in_hook != t) {
+		txn_abort(abort_in_hook);
+		abort_in_hook = NULL;
+	}
+	request_on("INVITE", "next", 89 + 1024);
+}
+
+/* The callbacks of a close may abort a transaction the close was about to
+ * fail, and start new ones (in the same index bucket too). */
+static void test_conn_closed_callbacks_reenter(void **state)
+{
+	struct txn *first;
+
+	fx_init(NULL);
+	abort_in_hook = NULL;
+	first = request_on("INVITE", "re1", 89);
+	abort_in_hook = request_on("INVITE", "re2", 89);
+	F.terr_hook = failover;
+	fx_clear_log();
+	txn_layer_conn_closed(F.l, 89, ECONNREFUSED);
+	/* re1 fails; its TU aborts re2 (terminated once, no error) and sends
+	 * "next" over a stream of the same index bucket */
+	assert_string_equal(F.log, "ETT");
+	assert_ptr_equal(F.term_txn, first);
+	assert_null(abort_in_hook);
+	assert_int_equal(txn_layer_count(F.l), 1);
+	F.terr_hook = NULL;
+	txn_layer_conn_closed(F.l, 89 + 1024, ECONNRESET);
+	assert_string_equal(F.log, "ETTET");
+	assert_int_equal(txn_layer_count(F.l), 0);
+	fx_fini();
+}
+
 static void test_abort_and_destroy(void **state)
 {
 	struct txn *t = NULL;
@@ -1528,6 +1701,9 @@ int main(void)
 		cmocka_unit_test(test_thousands),
 		cmocka_unit_test(test_strays_and_bad_messages),
 		cmocka_unit_test(test_transport_errors),
+		cmocka_unit_test(test_conn_closed_fails_pending),
+		cmocka_unit_test(test_conn_closed_spares_others),
+		cmocka_unit_test(test_conn_closed_callbacks_reenter),
 		cmocka_unit_test(test_abort_and_destroy),
 		cmocka_unit_test(test_config),
 		cmocka_unit_test(test_custom_t1),
