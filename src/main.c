@@ -81,7 +81,11 @@ struct ctl_ctx {
 
 static void on_reloaded(void *arg, struct config *cfg)
 {
-	sipcore_reload(((struct ctl_ctx *)arg)->sip, cfg);
+	struct ctl_ctx *x = arg;
+
+	sipcore_reload(x->sip, cfg);
+	if (b2bua_reload(x->b2b, cfg))
+		LOG_WARN(NULL, "out of memory: the peers pinged are those of the last config");
 }
 
 static void on_draining(void *arg)
@@ -133,6 +137,8 @@ static int ctl_stats(void *arg, struct control_out *o)
 	control_out_uint(o, "rejected_no_route", bs.rejected_no_route);
 	control_out_uint(o, "rejected_admission", bs.rejected_admission);
 	control_out_uint(o, "rejected_sdp", bs.rejected_sdp);
+	control_out_uint(o, "rejected_no_peer", bs.rejected_no_peer);
+	control_out_uint(o, "failovers", bs.failovers);
 	control_out_uint(o, "ended_by_srtpbridge", bs.ended_by_us);
 	control_out_uint(o, "ack_timeouts", bs.ack_timeouts);
 	control_out_end_object(o);
@@ -166,6 +172,11 @@ static int ctl_calls(void *arg, struct control_out *o)
 static int ctl_call(void *arg, const char *id, struct control_out *o)
 {
 	return b2bua_ctl_call(((struct ctl_ctx *)arg)->b2b, id, o);
+}
+
+static int ctl_trunks(void *arg, struct control_out *o)
+{
+	return b2bua_ctl_trunks(((struct ctl_ctx *)arg)->b2b, o);
 }
 
 static int ctl_reload(void *arg, char *err, size_t errsz)
@@ -206,6 +217,7 @@ static int run(const char *path)
 	struct control_providers ctl_p = { .stats = ctl_stats,
 					   .calls = ctl_calls,
 					   .call = ctl_call,
+					   .trunks = ctl_trunks,
 					   .reload = ctl_reload,
 					   .drain = ctl_drain,
 					   .arg = &ctx };
@@ -273,7 +285,7 @@ static int run(const char *path)
 	if (!err) {
 		struct b2bua_hooks bh = { .hold = on_call_start, .release = on_call_end, .arg = d };
 
-		err = b2bua_create(&b2b, base, sip, pool, &bh);
+		err = b2bua_create(&b2b, base, sip, pool, daemon_config(d), &bh);
 		if (err) {
 			daemon_destroy(d); /* with the reference to cfg it took */
 			cfg = NULL;

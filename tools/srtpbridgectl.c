@@ -32,6 +32,7 @@ static void usage(FILE *f)
 		   "  stats            counters, one 'key value' per line\n"
 		   "  calls            calls in progress, one line each\n"
 		   "  call ID          one call in detail\n"
+		   "  trunks           each trunk's peers: up or down, why, OPTIONS round trip\n"
 		   "  reload           reload the config (its errors are in the daemon's log)\n"
 		   "  drain            take no new calls; the daemon exits after the last one\n"
 		   "  log-level LEVEL  error, warn, info or debug, until the next reload\n"
@@ -287,10 +288,36 @@ static void print_calls(const struct reply *r)
 		printf("no calls\n");
 }
 
+/* One line per peer of each trunk. */
+static void print_trunks(const struct reply *r)
+{
+	printf("%-16s %-32s %-8s %9s %5s %s\n", "TRUNK", "PEER", "STATE", "RTT_MS", "LAST",
+	       "REASON");
+	for (size_t i = 0; i < r->n; i++) {
+		const struct item *x = &r->v[i];
+		char trunk[300], rtt[32] = "-";
+		const char *p, *v;
+
+		/* trunks.N.peers.M */
+		if (x->depth != 4 || x->type != CONTROL_JSON_OBJECT ||
+		    strncmp(x->path, "trunks.", 7) || !(p = strstr(x->path, ".peers.")))
+			continue;
+		snprintf(trunk, sizeof(trunk), "%.*s.name", (int)(p - x->path), x->path);
+		if ((v = get_or(r, x->path, "rtt_us", NULL)) != NULL)
+			snprintf(rtt, sizeof(rtt), "%.3f", strtod(v, NULL) / 1000.0);
+		v = get_or(r, x->path, "last_status", "0");
+		printf("%-16s %-32s %-8s %9s %5s %s\n", get(r, trunk) ? get(r, trunk) : "-",
+		       get_or(r, x->path, "uri", "-"), get_or(r, x->path, "state", "-"), rtt,
+		       strcmp(v, "0") ? v : "-", get_or(r, x->path, "reason", ""));
+	}
+}
+
 static void print_human(const char *cmd, const struct reply *r)
 {
 	if (strcmp(cmd, "calls") == 0)
 		print_calls(r);
+	else if (strcmp(cmd, "trunks") == 0)
+		print_trunks(r);
 	else if (strcmp(cmd, "reload") == 0)
 		printf("config reloaded\n");
 	else if (strcmp(cmd, "drain") == 0)
@@ -309,8 +336,9 @@ static int build_request(char *buf, size_t size, int argc, char **argv)
 {
 	static const struct {
 		const char *name, *arg;
-	} cmds[] = { { "stats", NULL },	 { "calls", NULL }, { "call", "id" },
-		     { "reload", NULL }, { "drain", NULL }, { "log-level", "level" } };
+	} cmds[] = { { "stats", NULL },	      { "calls", NULL },  { "call", "id" },
+		     { "trunks", NULL },      { "reload", NULL }, { "drain", NULL },
+		     { "log-level", "level" } };
 	char val[CONTROL_REQUEST_MAX];
 	size_t i, n;
 

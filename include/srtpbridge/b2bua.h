@@ -33,17 +33,22 @@ struct b2bua_hooks {
 };
 
 /* Becomes sip's transaction user. Borrows base, sip and pool for its life;
- * hooks is copied (NULL: none). Returns 0 or ENOMEM. */
+ * hooks is copied (NULL: none); cfg is the snapshot whose peers it pings
+ * (health.h). Returns 0 or ENOMEM. */
 int b2bua_create(struct b2bua **out, struct event_base *base, struct sipcore *sip,
-		 struct portpool *pool, const struct b2bua_hooks *hooks);
+		 struct portpool *pool, struct config *cfg, const struct b2bua_hooks *hooks);
 /* Ends every call at once with Reason: SIP;cause=503;text="srtpbridge
  * stopped" (BYE on both legs of an answered call, 503 to leg A and a CANCEL
  * to leg B of one still ringing), without waiting for answers; gives their
  * ports back and stops being sip's TU. NULL-safe. */
 void b2bua_destroy(struct b2bua *b);
 
-/* Drain: new INVITEs get 503 from sipcore; calls in progress go on. */
+/* Drain: new INVITEs get 503 from sipcore, OPTIONS 503 from us; calls in
+ * progress go on. */
 void b2bua_drain(struct b2bua *b);
+/* A new config snapshot: new calls get it from sipcore; the peers pinged
+ * follow it here. 0 or ENOMEM (pinging then goes on as it was). */
+int b2bua_reload(struct b2bua *b, struct config *cfg);
 
 struct b2bua_stats {
 	unsigned calls_active;
@@ -52,7 +57,9 @@ struct b2bua_stats {
 	uint64_t calls_failed;	 /* ended before an answer: leg B failed, CANCEL, timeout */
 	uint64_t calls_rejected; /* refused before leg B: route, admission, SDP */
 	uint64_t rejected_no_route, rejected_admission, rejected_sdp;
-	uint64_t ended_by_us; /* calls srtpbridge ended itself, Reason attached */
+	uint64_t rejected_no_peer; /* every peer of the destination trunk down or unreachable */
+	uint64_t failovers;	   /* INVITEs moved on to the next peer */
+	uint64_t ended_by_us;	   /* calls srtpbridge ended itself, Reason attached */
 	uint64_t ack_timeouts, acks_sent;
 };
 void b2bua_get_stats(const struct b2bua *b, struct b2bua_stats *out);
@@ -61,5 +68,7 @@ void b2bua_get_stats(const struct b2bua *b, struct b2bua_stats *out);
  * by its short id or either leg's Call-ID (ENOENT when none). */
 int b2bua_ctl_calls(const struct b2bua *b, struct control_out *o);
 int b2bua_ctl_call(const struct b2bua *b, const char *id, struct control_out *o);
+/* srtpbridgectl trunks: each trunk with its calls and its peers' health. */
+int b2bua_ctl_trunks(const struct b2bua *b, struct control_out *o);
 
 #endif

@@ -36,6 +36,10 @@ struct sip_uri {
 	socklen_t addrlen;
 };
 
+/* "udp:HOST:PORT" ("tls:[2001:db8::1]:5061"): how logs, srtpbridgectl and
+ * config messages name a listen address or a peer. */
+void config_uri_format(const struct sip_uri *u, char *buf, size_t size);
+
 /* One CIDR block of sources. */
 struct cidr {
 	int family; /* AF_INET or AF_INET6 */

@@ -3,7 +3,7 @@
  * JSON reply line out, several in sequence per connection.
  *
  * Requests are flat objects of strings: {"cmd":"stats"}, {"cmd":"calls"},
- * {"cmd":"call","id":"..."}, {"cmd":"reload"}, {"cmd":"drain"},
+ * {"cmd":"call","id":"..."}, {"cmd":"trunks"}, {"cmd":"reload"}, {"cmd":"drain"},
  * {"cmd":"log-level","level":"debug"}. Replies are {"ok":true,...} or
  * {"ok":false,"error":"sentence"}. The data comes from providers the daemon
  * registers; log-level is answered here. */
@@ -31,6 +31,7 @@ struct control_providers {
 	int (*stats)(void *arg, struct control_out *o);
 	int (*calls)(void *arg, struct control_out *o);
 	int (*call)(void *arg, const char *id, struct control_out *o);
+	int (*trunks)(void *arg, struct control_out *o);
 	/* 0, or an errno with a sentence in err. */
 	int (*reload)(void *arg, char *err, size_t errsz);
 	void (*drain)(void *arg);

@@ -24,6 +24,7 @@
 #include "srtpbridge/config.h"
 #include "srtpbridge/control.h"
 #include "srtpbridge/dialog.h"
+#include "srtpbridge/health.h"
 #include "srtpbridge/legb.h"
 #include "srtpbridge/log.h"
 #include "srtpbridge/media_session.h"
@@ -75,6 +76,30 @@ static const char *const state_names[] = {
 struct call;
 struct leg;
 
+/* What a transaction's TU data points at, the first member of each: a leg,
+ * or an attempt abandoned by failover. (A health ping's data is the health
+ * object, health_txn_tag.) */
+enum tu_kind {
+	TU_LEG = 1,
+	TU_ATTEMPT,
+};
+
+/* Leg B's INVITE to a peer that stayed silent past failover_timeout, after
+ * the call moved on to the next peer. It lives, independent of the call,
+ * until its transaction ends: a late provisional gets a CANCEL, a late 2xx
+ * an ACK and a BYE (the peer woke up after all; nobody wants that call). */
+struct attempt {
+	enum tu_kind kind; /* TU_ATTEMPT */
+	struct b2bua *b2b;
+	struct config *cfg; /* holds trunk */
+	const struct config_trunk *trunk;
+	struct txn_addr dest;
+	struct txn *invite, *cancel;
+	char id[13];		 /* the call's, for the log */
+	char reason[REASON_MAX]; /* in the CANCEL or BYE */
+	struct attempt *prev, *next;
+};
+
 /* An in-dialog request (INFO, NOTIFY, MESSAGE, OPTIONS) relayed from one leg
  * to the other, until its final response goes back. */
 struct relay {
@@ -85,6 +110,7 @@ struct relay {
 };
 
 struct leg {
+	enum tu_kind kind; /* TU_LEG */
 	struct call *call;
 	bool is_a;
 	const struct config_trunk *trunk;
@@ -93,6 +119,7 @@ struct leg {
 	char *call_id;	      /* leg A: the carrier's; leg B: ours */
 	char tag[17];	      /* our tag on this leg */
 	struct txn_addr dest; /* where this leg's requests go */
+	size_t peer;	      /* leg B: the index in trunk->peers it goes to */
 	struct txn *invite;   /* leg A: the INVITE server transaction; leg B: client */
 	struct txn *cancel;   /* leg B: our CANCEL */
 	char *ack;	      /* leg B: our ACK of its 2xx, serialised, for each retransmission */
@@ -112,6 +139,10 @@ struct call {
 	bool cancel_pending; /* leg B's CANCEL waits for that */
 	bool ring_armed;
 	bool answered_early; /* leg A has had an SDP answer in a 18x */
+	bool relayed_18x;    /* leg A has had a 18x: the caller hears something, no failover */
+	bool b_heard;	     /* leg B's current attempt had a response: no failover by time */
+	char *b_offer;	     /* the SDP of leg B's INVITE, again for each peer tried */
+	size_t b_offer_len;
 	/* Late offer (RFC 3261 13.2.1): leg A's INVITE had no SDP, leg B's 2xx
 	 * carries the offer, leg A's ACK the answer, and leg B's ACK waits for
 	 * it, built (without its body) in late_ack. */
@@ -124,7 +155,7 @@ struct call {
 	size_t a_answer_len;
 	bool a_2xx;	   /* leg A has our 2xx, retransmitted until its ACK */
 	uint32_t a_2xx_ms; /* the next retransmission interval */
-	struct event retrans, deadline, ring;
+	struct event retrans, deadline, ring, failover;
 	/* A re-INVITE or UPDATE with an offer, relayed from leg `from` to the
 	 * other: one at a time per call (RFC 3261 14.2, RFC 3311 5.2). */
 	struct {
@@ -161,6 +192,8 @@ struct b2bua {
 	bool draining;
 	struct leg **table; /* by Call-ID */
 	struct call *calls;
+	struct attempt *attempts;
+	struct health *health;
 	struct trunk_count *counts; /* calls per trunk name, for max_calls */
 	char *sdp; /* SDP_MAX_BYTES of scratch for one rewrite at a time, wiped after */
 	size_t ncounts;
@@ -496,21 +529,22 @@ static int send_in_dialog(struct leg *l, const char *method, const char *reason,
 	return err;
 }
 
-/* RFC 3261 9.1: the CANCEL of leg B's INVITE, built from that request:
- * Request-URI, the top Via (its branch), From, To, Call-ID and Route as
- * they were, CSeq with the same number and method CANCEL. */
-static int send_cancel_b(struct call *c)
+/* RFC 3261 9.1: the CANCEL of the INVITE of client transaction t, built
+ * from that request: Request-URI, the top Via (its branch), From, To,
+ * Call-ID and Route as they were, CSeq with the same number and method
+ * CANCEL; sent to dest (the INVITE's) as a transaction with data. */
+static int send_cancel(struct b2bua *b, struct txn *t, const char *reason,
+		       const struct txn_addr *dest, void *data, struct txn **out)
 {
-	struct leg *b = &c->b;
 	const osip_message_t *inv;
 	osip_message_t *m = NULL;
 	osip_via_t *via = NULL;
 	char cseq[32];
 	int err = ENOMEM;
 
-	if (!b->invite)
+	if (!t)
 		return ENOTCONN;
-	inv = txn_get_request(b->invite);
+	inv = txn_get_request(t);
 	if (osip_message_init(&m))
 		return ENOMEM;
 	osip_message_set_method(m, osip_strdup("CANCEL"));
@@ -533,15 +567,23 @@ static int send_cancel_b(struct call *c)
 	snprintf(cseq, sizeof(cseq), "%s CANCEL", inv->cseq->number);
 	if (osip_message_set_cseq(m, cseq) || osip_message_set_max_forwards(m, "70"))
 		goto out;
-	if (c->cancel_reason[0] && sipmsg_header_add(m, "Reason", c->cancel_reason))
+	if (reason && reason[0] && sipmsg_header_add(m, "Reason", reason))
 		goto out;
-	err = txn_request(c->b2b->txn, m, &b->dest, b, &b->cancel);
+	err = txn_request(b->txn, m, dest, data, out);
 	m = NULL; /* taken */
-	if (err)
-		LOG_WARN(c->id, "cannot send CANCEL to leg B", LF_S("error", strerror(err)));
 out:
 	osip_via_free(via);
 	osip_message_free(m);
+	return err;
+}
+
+static int send_cancel_b(struct call *c)
+{
+	int err =
+		send_cancel(c->b2b, c->b.invite, c->cancel_reason, &c->b.dest, &c->b, &c->b.cancel);
+
+	if (err)
+		LOG_WARN(c->id, "cannot send CANCEL to leg B", LF_S("error", strerror(err)));
 	return err;
 }
 
@@ -578,6 +620,7 @@ static void call_free(struct call *c, const char *why)
 	event_del(&c->retrans);
 	event_del(&c->deadline);
 	event_del(&c->ring);
+	event_del(&c->failover);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -613,6 +656,9 @@ static void call_free(struct call *c, const char *why)
 	if (c->a_answer)
 		OPENSSL_cleanse(c->a_answer, c->a_answer_len);
 	free(c->a_answer);
+	if (c->b_offer)
+		OPENSSL_cleanse(c->b_offer, c->b_offer_len);
+	free(c->b_offer);
 	config_unref(c->cfg);
 	b->st.calls_active--;
 	if (b->hooks.release)
@@ -643,6 +689,7 @@ static void cancel_b(struct call *c, int cause, const char *text, const char *re
 		reason_value(c->cancel_reason, sizeof(c->cancel_reason), cause, text);
 	c->state = CALL_CANCELLING;
 	event_del(&c->ring);
+	event_del(&c->failover);
 	if (!c->b.invite) {
 		call_free(c, text);
 		return;
@@ -712,17 +759,20 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* ring_timeout: 480 when leg A heard ringing or early media (nobody
+ * answered, as a phone would say), 408 when leg B only ever said 100. */
 static void on_ring(evutil_socket_t fd, short what, void *arg)
 {
 	struct call *c = arg;
+	int status = c->relayed_18x ? 480 : 408;
 	char text[120];
 
 	if (c->state != CALL_CALLING)
 		return;
 	snprintf(text, sizeof(text), "ring_timeout: no answer from trunk %s within %d s",
 		 c->b.trunk->name, c->b.trunk->ring_timeout);
-	LOG_INFO(c->id, "ring timeout", LF_S("trunk", c->b.trunk->name));
-	fail_call(c, 408, text, 408);
+	LOG_INFO(c->id, "ring timeout", LF_S("trunk", c->b.trunk->name), LF_I("status", status));
+	fail_call(c, status, text, status);
 }
 
 /* ---- a new call ---- */
@@ -786,20 +836,226 @@ static int leg_init(struct call *c, struct leg *l, bool is_a, const struct confi
 	return oa_leg_create(&l->oa, trunk, sess >> 2); /* o= session ids stay under 2^62 */
 }
 
+/* ---- leg B's peers: failover ---- */
+
+static bool any_peer_usable(const struct b2bua *b, const struct config_trunk *trunk)
+{
+	for (size_t i = 0; i < trunk->npeers; i++)
+		if (health_usable(b->health, trunk, &trunk->peers[i]))
+			return true;
+	return false;
+}
+
+/* Leg B's Call-ID: 16 random hex digits and the call's id, nothing of leg
+ * A. Each peer tried gets a new one: two attempts are two dialogs, and a
+ * peer reached twice under two addresses must not take the second INVITE
+ * for a merged request (RFC 3261 8.2.2.2). */
+static void new_b_call_id(struct call *c)
+{
+	sipcore_random_hex(c->b.call_id);
+	memcpy(c->b.call_id + 16, c->id, 12);
+	c->b.call_id[28] = '\0';
+}
+
+/* Leg B's INVITE, built from leg A's (req), to the first usable peer of
+ * leg B's trunk from index `from` on, with the offer kept in b_offer. A
+ * peer marked down is skipped without a moment spent on it, and so is one
+ * that cannot be sent to at once (a name without an address yet, a send
+ * that fails). 0 when an INVITE went (failover_timeout armed); ENOENT with
+ * why when no peer is left (*status 503); another errno with *status and
+ * why when leg A's INVITE itself cannot be relayed (legb.h). */
+static int start_attempt(struct call *c, const osip_message_t *req, size_t from, int *status,
+			 char *why, size_t whysz)
+{
+	struct b2bua *b = c->b2b;
+	struct leg *l = &c->b;
+	const struct config_trunk *out = l->trunk;
+
+	*status = 503;
+	snprintf(why, whysz, "every peer of trunk %s is down", out->name);
+	for (size_t i = from; i < out->npeers; i++) {
+		const struct sip_uri *peer = &out->peers[i];
+		struct txn_addr dest;
+		osip_message_t *inv = NULL;
+		char name[300], detail[200], branch[24] = "z9hG4bK";
+		const char *lwhy = NULL;
+		int err;
+
+		config_uri_format(peer, name, sizeof(name));
+		if (!health_usable(b->health, out, peer)) {
+			LOG_DEBUG(c->id, "peer skipped: it is down", LF_S("trunk", out->name),
+				  LF_S("peer", name));
+			continue;
+		}
+		err = sipcore_peer_dest(b->sip, out, peer, &dest, detail, sizeof(detail));
+		if (err) {
+			snprintf(why, whysz, "trunk %s cannot reach its peer %s: %s", out->name,
+				 name, detail);
+			LOG_INFO(c->id, "peer skipped", LF_S("trunk", out->name),
+				 LF_S("peer", name), LF_S("reason", detail));
+			continue;
+		}
+		sipcore_random_hex(branch + 7);
+		err = legb_invite(&inv, req, out, peer,
+				  &(struct legb_ids){ .call_id = l->call_id,
+						      .from_tag = l->tag,
+						      .branch = branch,
+						      .contact_user = c->id },
+				  status, &lwhy);
+		if (err) {
+			snprintf(why, whysz, "%s", lwhy);
+			return err;
+		}
+		if (copy_timer(inv, req) ||
+		    (c->b_offer &&
+		     sipmsg_set_body(inv, "application/sdp", c->b_offer, c->b_offer_len))) {
+			osip_message_free(inv);
+			*status = 500;
+			snprintf(why, whysz, "out of memory");
+			return ENOMEM;
+		}
+		err = txn_request(b->txn, inv, &dest, l, &l->invite);
+		if (err) {
+			snprintf(why, whysz, "cannot send the INVITE to %s of trunk %s: %s", name,
+				 out->name, strerror(err));
+			LOG_INFO(c->id, "peer skipped", LF_S("trunk", out->name),
+				 LF_S("peer", name), LF_S("reason", strerror(err)));
+			continue;
+		}
+		l->peer = i;
+		l->dest = dest;
+		c->b_heard = false;
+		if (out->failover_timeout > 0)
+			event_add(&c->failover,
+				  &(struct timeval){ .tv_sec = out->failover_timeout });
+		return 0;
+	}
+	*status = 503;
+	return ENOENT;
+}
+
+/* Leg B's current INVITE, silent past failover_timeout, handed to an
+ * attempt of its own that outlives the call if need be. */
+static void abandon(struct call *c)
+{
+	struct b2bua *b = c->b2b;
+	struct attempt *a = calloc(1, sizeof(*a));
+
+	if (!a) {
+		cut_loose(c->b.invite); /* a late answer is then left unanswered */
+		c->b.invite = NULL;
+		return;
+	}
+	a->kind = TU_ATTEMPT;
+	a->b2b = b;
+	a->cfg = config_ref(c->cfg);
+	a->trunk = c->b.trunk;
+	a->dest = c->b.dest;
+	a->invite = c->b.invite;
+	memcpy(a->id, c->id, sizeof(a->id));
+	reason_value(a->reason, sizeof(a->reason), 408,
+		     "no response within failover_timeout: the call went to another peer");
+	txn_set_data(a->invite, a);
+	c->b.invite = NULL;
+	a->next = b->attempts;
+	if (b->attempts)
+		b->attempts->prev = a;
+	b->attempts = a;
+}
+
+static void attempt_free(struct attempt *a)
+{
+	struct b2bua *b = a->b2b;
+
+	cut_loose(a->invite);
+	cut_loose(a->cancel);
+	if (a->prev)
+		a->prev->next = a->next;
+	else
+		b->attempts = a->next;
+	if (a->next)
+		a->next->prev = a->prev;
+	config_unref(a->cfg);
+	free(a);
+}
+
+/* Leg B's attempt at its current peer failed for a reason another peer
+ * may not share (no response within failover_timeout, 408, 500, 503, a
+ * transport error) and leg A has heard nothing yet: the next usable peer
+ * gets the INVITE, or, when none is left, leg A a 503 without Retry-After
+ * (this call failed; srtpbridge is not out of service). */
+static void failover(struct call *c, const char *what)
+{
+	struct b2bua *b = c->b2b;
+	struct leg *l = &c->b;
+	const osip_message_t *req = c->a.invite ? txn_get_request(c->a.invite) : NULL;
+	size_t from = l->peer;
+	char name[300], next[300], why[700], text[1100], reason[REASON_MAX];
+	int status;
+
+	config_uri_format(&l->trunk->peers[from], name, sizeof(name));
+	event_del(&c->failover);
+	event_del(&c->ring);
+	c->ring_armed = false;
+	c->b_provisional = false;
+	cut_loose(l->invite);
+	l->invite = NULL;
+	dialog_destroy(l->dlg);
+	l->dlg = NULL;
+	table_del(b, l);
+	new_b_call_id(c);
+	table_add(b, l);
+	snprintf(why, sizeof(why), "no further peer");
+	if (req && start_attempt(c, req, from + 1, &status, why, sizeof(why)) == 0) {
+		b->st.failovers++;
+		health_failover(b->health, l->trunk, &l->trunk->peers[from]);
+		config_uri_format(&l->trunk->peers[l->peer], next, sizeof(next));
+		LOG_INFO(c->id, "failover", LF_S("trunk", l->trunk->name), LF_S("from", name),
+			 LF_S("to", next), LF_S("reason", what), LF_S("call_id_b", l->call_id));
+		return;
+	}
+	snprintf(text, sizeof(text), "no peer of trunk %s took the call (%s: %s; then %s)",
+		 l->trunk->name, name, what, why);
+	LOG_INFO(c->id, "every peer failed", LF_S("trunk", l->trunk->name), LF_S("reason", text));
+	reason_value(reason, sizeof(reason), 503, text);
+	b->st.calls_failed++;
+	b->st.ended_by_us++;
+	respond_a(c, 503, NULL, 0, text, reason);
+	call_free(c, text);
+}
+
+/* Is a failure of leg B's current attempt one to try the next peer for?
+ * Not once leg A has heard a 18x: the caller would hear ringing restart. */
+static bool may_fail_over(const struct call *c)
+{
+	return c->state == CALL_CALLING && !c->relayed_18x && c->b.invite;
+}
+
+static void on_failover(evutil_socket_t fd, short what, void *arg)
+{
+	struct call *c = arg;
+	char text[80];
+
+	if (!may_fail_over(c) || c->b_heard)
+		return;
+	snprintf(text, sizeof(text), "no response within failover_timeout (%d s)",
+		 c->b.trunk->failover_timeout);
+	abandon(c);
+	failover(c, text);
+}
+
 static void new_call(struct b2bua *b, struct txn *t, osip_message_t *req,
 		     const struct txn_addr *from, struct config *cfg, const struct config_trunk *in)
 {
 	const struct config_route *rule = NULL;
 	const struct config_trunk *out;
 	const char *user = req->req_uri && req->req_uri->username ? req->req_uri->username : "";
-	const char *sdp = NULL, *why = NULL;
+	const char *sdp = NULL;
 	size_t sdplen = 0;
 	struct call *c = NULL;
 	struct oa_result res;
-	osip_message_t *inv = NULL;
 	uint16_t ports[OA_MAX_STREAMS];
-	char buf_why[700], why_dest[160], cid[CALL_ID_MAX], *buf = NULL;
-	char branch[24] = "z9hG4bK";
+	char buf_why[700], cid[CALL_ID_MAX], *buf = NULL;
 	unsigned nstreams;
 	size_t used = SDP_MAX_BYTES; /* of buf to wipe */
 	int status = 0, err;
@@ -814,6 +1070,12 @@ static void new_call(struct b2bua *b, struct txn *t, osip_message_t *req,
 		snprintf(buf_why, sizeof(buf_why), "no route from trunk %s for user '%.64s'",
 			 in->name, user);
 		reject(b, t, req, 404, buf_why, &b->st.rejected_no_route);
+		return;
+	}
+	if (!any_peer_usable(b, out)) {
+		/* no Retry-After: this call only; OPTIONS to us say 503 meanwhile */
+		snprintf(buf_why, sizeof(buf_why), "every peer of trunk %s is down", out->name);
+		reject(b, t, req, 503, buf_why, &b->st.rejected_no_peer);
 		return;
 	}
 	if (!body_of(req, &sdp, &sdplen)) {
@@ -862,6 +1124,7 @@ static void new_call(struct b2bua *b, struct txn *t, osip_message_t *req,
 	evtimer_assign(&c->retrans, b->base, on_retrans, c);
 	evtimer_assign(&c->deadline, b->base, on_deadline, c);
 	evtimer_assign(&c->ring, b->base, on_ring, c);
+	evtimer_assign(&c->failover, b->base, on_failover, c);
 	c->a.call_id = strdup(cid);
 	c->b.call_id = malloc(29);
 	if (!c->a.call_id || !c->b.call_id || leg_init(c, &c->a, true, in) ||
@@ -869,9 +1132,7 @@ static void new_call(struct b2bua *b, struct txn *t, osip_message_t *req,
 		reject(b, t, req, 500, "out of memory", NULL);
 		goto out;
 	}
-	sipcore_random_hex(c->b.call_id);
-	memcpy(c->b.call_id + 16, c->id, 12); /* 28 hex digits, nothing of leg A */
-	c->b.call_id[28] = '\0';
+	new_b_call_id(c);
 	c->a.dest = *from;
 	err = dialog_create_uas(&c->a.dlg, req, c->a.tag);
 	if (err) {
@@ -879,14 +1140,6 @@ static void new_call(struct b2bua *b, struct txn *t, osip_message_t *req,
 		       err == EBADMSG ? "the INVITE has no usable Contact"
 				      : "the INVITE cannot make a dialog",
 		       NULL);
-		goto out;
-	}
-	err = sipcore_peer_dest(b->sip, out, &out->peers[0], &c->b.dest, why_dest,
-				sizeof(why_dest));
-	if (err) {
-		snprintf(buf_why, sizeof(buf_why), "trunk %s cannot reach its peer %s: %s",
-			 out->name, out->peers[0].host, why_dest);
-		reject(b, t, req, 503, buf_why, NULL);
 		goto out;
 	}
 	err = media_session_create(&c->media, b->pool, in->media_address, out->media_address,
@@ -911,28 +1164,18 @@ static void new_call(struct b2bua *b, struct txn *t, osip_message_t *req,
 		       err ? NULL : &b->st.rejected_sdp);
 		goto out;
 	}
-	sipcore_random_hex(branch + 7);
-	err = legb_invite(&inv, req, out, &out->peers[0],
-			  &(struct legb_ids){ .call_id = c->b.call_id,
-					      .from_tag = c->b.tag,
-					      .branch = branch,
-					      .contact_user = c->id },
-			  &status, &why);
-	if (err) {
-		reject(b, t, req, status, why, NULL);
-		goto out;
+	if (sdp) {
+		c->b_offer = malloc(res.len);
+		if (!c->b_offer) {
+			reject(b, t, req, 500, "out of memory", NULL);
+			goto out;
+		}
+		memcpy(c->b_offer, buf, res.len);
+		c->b_offer_len = res.len;
 	}
-	if (copy_timer(inv, req) ||
-	    (sdp && sipmsg_set_body(inv, "application/sdp", buf, res.len))) {
-		reject(b, t, req, 500, "out of memory", NULL);
-		goto out;
-	}
-	err = txn_request(b->txn, inv, &c->b.dest, &c->b, &c->b.invite);
-	inv = NULL; /* taken */
+	err = start_attempt(c, req, 0, &status, buf_why, sizeof(buf_why));
 	if (err) {
-		snprintf(buf_why, sizeof(buf_why), "cannot send the INVITE to trunk %s: %s",
-			 out->name, strerror(err));
-		reject(b, t, req, 503, buf_why, NULL);
+		reject(b, t, req, status, buf_why, err == ENOENT ? &b->st.rejected_no_peer : NULL);
 		goto out;
 	}
 
@@ -964,12 +1207,14 @@ static void new_call(struct b2bua *b, struct txn *t, osip_message_t *req,
 out:
 	if (buf)
 		OPENSSL_cleanse(buf, used < SDP_MAX_BYTES ? used : SDP_MAX_BYTES);
-	osip_message_free(inv);
 	if (c) {
 		c->a.dest.conn = 0; /* held only once the call exists */
 		leg_free(b, &c->a);
 		leg_free(b, &c->b);
 		media_session_destroy(c->media);
+		if (c->b_offer)
+			OPENSSL_cleanse(c->b_offer, c->b_offer_len);
+		free(c->b_offer);
 		config_unref(c->cfg);
 		free(c);
 	}
@@ -1055,7 +1300,8 @@ static void b_provisional(struct call *c, osip_message_t *resp)
 		event_add(&c->ring, &(struct timeval){ .tv_sec = c->b.trunk->ring_timeout });
 	}
 	if (code == 100)
-		return; /* leg A had its own at once */
+		return;	       /* leg A had its own at once */
+	c->relayed_18x = true; /* from here on no failover: leg A hears this one */
 	/* 12.1.2: an early dialog from a provisional response with a To tag */
 	if (!c->b.dlg && sipmsg_to_tag(resp))
 		dialog_create_uac(&c->b.dlg, txn_get_request(c->b.invite), resp);
@@ -1111,31 +1357,41 @@ static void ack_b(struct call *c, struct txn *t, osip_message_t *resp)
 		c->b2b->st.acks_sent++;
 }
 
-/* A 2xx from a leg B that is not the one we took (forking downstream): it
- * gets its ACK and its BYE, as 13.2.2.4 asks, through a dialog of its own. */
-static void ack_and_bye_stray(struct call *c, struct txn *t, osip_message_t *resp)
+/* A 2xx nobody wants (a second branch of a forking peer, a peer that woke
+ * up after failover moved on): it gets its ACK and a BYE with reason, as
+ * 13.2.2.4 asks, through a dialog of its own. t is the INVITE's client
+ * transaction, sent to dest on trunk. */
+static void ack_and_bye(struct b2bua *b, const struct config_trunk *trunk,
+			const struct txn_addr *dest, struct txn *t, const osip_message_t *resp,
+			const char *reason)
 {
 	struct dialog *d = NULL;
 	osip_message_t *m = NULL;
-	char reason[REASON_MAX];
 
 	if (dialog_create_uac(&d, txn_get_request(t), resp))
 		return;
 	if (dialog_ack(d, txn_get_request(t), resp, &m) == 0 &&
-	    add_via(m, c->b.trunk, c->b.dest.transport) == 0) {
-		txn_layer_send(c->b2b->txn, m, &c->b.dest);
+	    add_via(m, trunk, dest->transport) == 0) {
+		txn_layer_send(b->txn, m, dest);
 		m = NULL;
 	}
 	osip_message_free(m);
 	m = NULL;
-	reason_value(reason, sizeof(reason), 200, "a second answer to a call already answered");
-	if (dialog_request(d, "BYE", &m) == 0 && add_via(m, c->b.trunk, c->b.dest.transport) == 0 &&
+	if (dialog_request(d, "BYE", &m) == 0 && add_via(m, trunk, dest->transport) == 0 &&
 	    sipmsg_header_add(m, "Reason", reason) == 0) {
-		txn_request(c->b2b->txn, m, &c->b.dest, NULL, NULL);
+		txn_request(b->txn, m, dest, NULL, NULL);
 		m = NULL;
 	}
 	osip_message_free(m);
 	dialog_destroy(d);
+}
+
+static void ack_and_bye_stray(struct call *c, struct txn *t, osip_message_t *resp)
+{
+	char reason[REASON_MAX];
+
+	reason_value(reason, sizeof(reason), 200, "a second answer to a call already answered");
+	ack_and_bye(c->b2b, c->b.trunk, &c->b.dest, t, resp, reason);
 }
 
 static void answered(struct call *c);
@@ -1380,6 +1636,23 @@ static void redirect_a(struct call *c, const osip_message_t *resp)
 		txn_respond(c->a.invite, out);
 }
 
+/* RFC 3263 4.3: a 503 with Retry-After takes its peer out for that long
+ * (health.h caps it). */
+static void note_retry_after(struct call *c, const osip_message_t *resp)
+{
+	const char *v = sipmsg_header_get(resp, "Retry-After", 0);
+	char *end;
+	unsigned long s;
+
+	if (!v)
+		return;
+	s = strtoul(v, &end, 10);
+	if (end != v && *v >= '0' && *v <= '9')
+		health_retry_after(c->b2b->health, c->b.trunk, &c->b.trunk->peers[c->b.peer],
+				   s > HEALTH_RETRY_AFTER_MAX ? HEALTH_RETRY_AFTER_MAX
+							      : (unsigned)s);
+}
+
 static void b_failure(struct call *c, osip_message_t *resp)
 {
 	int code = sipmsg_status(resp), mapped;
@@ -1389,6 +1662,13 @@ static void b_failure(struct call *c, osip_message_t *resp)
 	event_del(&c->ring);
 	if (c->state == CALL_CANCELLING) {
 		call_free(c, c->cancel_why);
+		return;
+	}
+	if (may_fail_over(c) && (code == 408 || code == 500 || code == 503)) {
+		if (code == 503)
+			note_retry_after(c, resp);
+		snprintf(why, sizeof(why), "answered %d", code);
+		failover(c, why);
 		return;
 	}
 	mapped = map_failure(code, &warning);
@@ -1405,6 +1685,8 @@ static void b_invite_response(struct call *c, struct txn *t, osip_message_t *res
 {
 	int code = sipmsg_status(resp);
 
+	event_del(&c->failover); /* the peer is alive: a 100 is enough */
+	c->b_heard = true;
 	if (code < 200)
 		b_provisional(c, resp);
 	else if (code < 300)
@@ -1979,6 +2261,29 @@ static void on_ack(struct b2bua *b, osip_message_t *req)
 	LOG_DEBUG(c->id, "leg A acknowledged the 2xx");
 }
 
+/* OPTIONS outside a dialog: a carrier's or load balancer's ping of us, so
+ * the answer tells whether a call on this trunk could go anywhere: 503
+ * while draining or while no trunk behind this one has a usable peer (a
+ * 200 regardless sends calls that fail; the complaint about FreeSWITCH);
+ * otherwise sipcore's 200 with Allow and Accept. */
+static bool options_outside(struct b2bua *b, struct txn *t, const osip_message_t *req,
+			    const struct config *cfg, const struct config_trunk *trunk)
+{
+	char why[160];
+
+	if (!trunk)
+		return false;
+	if (b->draining) {
+		respond_plain(t, req, 503, NULL, "srtpbridge is draining: no new calls");
+		return true;
+	}
+	if (health_route_ok(b->health, cfg, trunk))
+		return false;
+	snprintf(why, sizeof(why), "no usable peer behind trunk %s: calls would fail", trunk->name);
+	respond_plain(t, req, 503, NULL, why);
+	return true;
+}
+
 static bool tu_request(void *arg, struct txn *t, osip_message_t *req, const struct txn_addr *from,
 		       struct config *cfg, const struct config_trunk *trunk)
 {
@@ -2002,6 +2307,8 @@ static bool tu_request(void *arg, struct txn *t, osip_message_t *req, const stru
 		return true;
 	}
 	if (!sipmsg_to_tag(req)) {
+		if (strcmp(m, "OPTIONS") == 0)
+			return options_outside(b, t, req, cfg, trunk);
 		if (strcmp(m, "INVITE") != 0)
 			return false;
 		if (!trunk) {
@@ -2044,14 +2351,59 @@ static bool tu_request(void *arg, struct txn *t, osip_message_t *req, const stru
 
 /* ---- the transaction layer's news ---- */
 
+/* A late response to an abandoned attempt: a provisional means the INVITE
+ * is alive, so it is cancelled (9.1: not before one); a 2xx, crossing that
+ * CANCEL or not, is ACKed and BYEd. */
+static void attempt_response(struct attempt *a, struct txn *t, osip_message_t *resp)
+{
+	int code = sipmsg_status(resp);
+
+	if (t != a->invite)
+		return; /* the CANCEL's 200 */
+	if (code < 200 && !a->cancel) {
+		LOG_INFO(a->id, "a peer left behind by failover woke up: CANCEL",
+			 LF_S("trunk", a->trunk->name), LF_I("status", code));
+		if (send_cancel(a->b2b, t, a->reason, &a->dest, a, &a->cancel))
+			txn_abort(t); /* terminated() frees a */
+	} else if (code >= 200 && code < 300) {
+		LOG_INFO(a->id, "a peer left behind by failover answered: ACK and BYE",
+			 LF_S("trunk", a->trunk->name));
+		ack_and_bye(a->b2b, a->trunk, &a->dest, t, resp, a->reason);
+	}
+}
+
+static void attempt_terminated(struct attempt *a, struct txn *t)
+{
+	if (t == a->invite)
+		a->invite = NULL;
+	if (t == a->cancel)
+		a->cancel = NULL;
+	if (!a->invite && !a->cancel)
+		attempt_free(a);
+}
+
+static bool is_attempt(const void *data)
+{
+	return *(const enum tu_kind *)data == TU_ATTEMPT;
+}
+
 static void tu_response(void *arg, struct txn *t, osip_message_t *resp)
 {
-	struct leg *l = txn_get_data(t);
-
+	struct b2bua *b = arg;
+	void *data = txn_get_data(t);
+	struct leg *l = data;
 	struct relay *r;
 
-	if (!l)
+	if (!data)
 		return;
+	if (data == health_txn_tag(b->health)) {
+		health_txn_response(b->health, t, resp);
+		return;
+	}
+	if (is_attempt(data)) {
+		attempt_response(data, t, resp);
+		return;
+	}
 	if ((r = relay_of(l->call, t)) != NULL && r->client == t)
 		relay_response(l->call, r, resp);
 	else if (t == l->call->ri.client)
@@ -2088,55 +2440,79 @@ static void leg_b_gone(struct call *c, int status, const char *warning, int caus
 	fail_call(c, status, warning, cause);
 }
 
-/* Our client transaction t got no response (status 408) or could not be
- * sent (503): whoever waits for it gets that status. */
-static void client_failed(struct txn *t, int status, const char *detail)
+/* Our client transaction t got no response (status 408, err ETIMEDOUT) or
+ * lost its transport (503, err): whoever waits for it gets that status;
+ * leg B's INVITE tries the next peer while it may. */
+static void client_failed(struct b2bua *b, struct txn *t, int status, int err)
 {
-	struct leg *l = txn_get_data(t);
-	struct relay *r = l ? relay_of(l->call, t) : NULL;
-	char text[400];
+	void *data = txn_get_data(t);
+	struct leg *l = data;
+	struct relay *r;
+	char name[300], text[400];
 
-	if (r && r->client == t) {
+	if (!data)
+		return;
+	if (data == health_txn_tag(b->health)) {
+		health_txn_failed(b->health, t, err);
+		return;
+	}
+	if (is_attempt(data))
+		return; /* terminated() follows */
+	if ((r = relay_of(l->call, t)) != NULL && r->client == t) {
 		relay_failed(l->call, r, status,
 			     status == 408 ? "the other leg did not answer"
 					   : "the other leg cannot be reached");
 		return;
 	}
-	if (l && t == l->call->ri.client) {
+	if (t == l->call->ri.client) {
 		ri_failed(l->call, status,
 			  status == 408 ? "the other leg did not answer the offer"
 					: "the other leg cannot be reached");
 		return;
 	}
-	if (!l || l->is_a || t != l->invite)
+	if (l->is_a || t != l->invite)
 		return;
-	if (detail)
-		snprintf(text, sizeof(text), "cannot reach trunk %s (%s): %s", l->trunk->name,
-			 l->trunk->peers[0].host, detail);
+	config_uri_format(&l->trunk->peers[l->peer], name, sizeof(name));
+	if (status == 408)
+		snprintf(text, sizeof(text), "no response from %s of trunk %s", name,
+			 l->trunk->name);
 	else
-		snprintf(text, sizeof(text), "no response from trunk %s (%s)", l->trunk->name,
-			 l->trunk->peers[0].host);
+		snprintf(text, sizeof(text), "cannot reach %s of trunk %s: %s", name,
+			 l->trunk->name, strerror(err));
+	if (may_fail_over(l->call)) {
+		failover(l->call, status == 408 ? "no response" : strerror(err));
+		return;
+	}
 	leg_b_gone(l->call, status, text, status);
 }
 
 static void tu_timeout(void *arg, struct txn *t, enum txn_timer_id which)
 {
-	client_failed(t, 408, NULL);
+	client_failed(arg, t, 408, ETIMEDOUT);
 }
 
 static void tu_transport_error(void *arg, struct txn *t, int err)
 {
-	client_failed(t, 503, strerror(err));
+	client_failed(arg, t, 503, err);
 }
 
 static void tu_terminated(void *arg, struct txn *t)
 {
-	struct leg *l = txn_get_data(t);
-
+	struct b2bua *b = arg;
+	void *data = txn_get_data(t);
+	struct leg *l = data;
 	struct relay *r;
 
-	if (!l)
+	if (!data)
 		return;
+	if (data == health_txn_tag(b->health)) {
+		health_txn_terminated(b->health, t);
+		return;
+	}
+	if (is_attempt(data)) {
+		attempt_terminated(data, t);
+		return;
+	}
 	if ((r = relay_of(l->call, t)) != NULL) {
 		if (r->client == t)
 			r->client = NULL;
@@ -2166,7 +2542,7 @@ static void tu_terminated(void *arg, struct txn *t)
 /* ---- life ---- */
 
 int b2bua_create(struct b2bua **out, struct event_base *base, struct sipcore *sip,
-		 struct portpool *pool, const struct b2bua_hooks *hooks)
+		 struct portpool *pool, struct config *cfg, const struct b2bua_hooks *hooks)
 {
 	struct b2bua *b = calloc(1, sizeof(*b));
 	const struct sipcore_tu tu = {
@@ -2183,7 +2559,7 @@ int b2bua_create(struct b2bua **out, struct event_base *base, struct sipcore *si
 		return ENOMEM;
 	b->table = calloc(NBUCKETS, sizeof(*b->table));
 	b->sdp = malloc(SDP_MAX_BYTES);
-	if (!b->table || !b->sdp) {
+	if (!b->table || !b->sdp || health_create(&b->health, base, sip, cfg)) {
 		free(b->table);
 		free(b->sdp);
 		free(b);
@@ -2237,6 +2613,9 @@ void b2bua_destroy(struct b2bua *b)
 		return;
 	while (b->calls)
 		end_at_exit(b->calls);
+	while (b->attempts)
+		attempt_free(b->attempts);
+	health_destroy(b->health);
 	sipcore_set_tu(b->sip, NULL);
 	for (size_t i = 0; i < b->ncounts; i++)
 		free(b->counts[i].name);
@@ -2250,6 +2629,11 @@ void b2bua_destroy(struct b2bua *b)
 void b2bua_drain(struct b2bua *b)
 {
 	b->draining = true;
+}
+
+int b2bua_reload(struct b2bua *b, struct config *cfg)
+{
+	return health_reload(b->health, cfg);
 }
 
 void b2bua_get_stats(const struct b2bua *b, struct b2bua_stats *out)
@@ -2311,6 +2695,7 @@ static const char *call_suite(const struct call *c)
 static void ctl_summary(const struct call *c, struct control_out *o)
 {
 	uint64_t now = now_ms();
+	char peer[300];
 
 	control_out_str(o, "id", c->id);
 	control_out_str(o, "state", state_names[c->state]);
@@ -2322,6 +2707,8 @@ static void ctl_summary(const struct call *c, struct control_out *o)
 	control_out_str(o, "suite", call_suite(c));
 	control_out_str(o, "call_id_a", c->a.call_id);
 	control_out_str(o, "call_id_b", c->b.call_id);
+	config_uri_format(&c->b.trunk->peers[c->b.peer], peer, sizeof(peer));
+	control_out_str(o, "peer", peer);
 }
 
 int b2bua_ctl_calls(const struct b2bua *b, struct control_out *o)
@@ -2350,4 +2737,14 @@ int b2bua_ctl_call(const struct b2bua *b, const char *id, struct control_out *o)
 		return 0;
 	}
 	return control_out_fail(o, ENOENT, "no call with id %s", id);
+}
+
+static unsigned ctl_trunk_calls(const void *arg, const char *trunk)
+{
+	return trunk_calls(arg, trunk);
+}
+
+int b2bua_ctl_trunks(const struct b2bua *b, struct control_out *o)
+{
+	return health_ctl_trunks(b->health, o, ctl_trunk_calls, b);
 }

@@ -697,7 +697,7 @@ static void check_trunk(struct loader *ld, struct config_trunk *t, struct sec *s
 		if (l->resolved && !is_loopback(&l->addr))
 			public_listen = true;
 		if (is_wildcard(l) && !t->sip_advertise) {
-			cfg_uri_format(l, u, sizeof(u));
+			config_uri_format(l, u, sizeof(u));
 			ERR(ld, key_line(s, "listen"),
 			    "listen %s is a wildcard address: set sip_advertise to the address "
 			    "peers reach, for Via, Contact and Record-Route",
@@ -706,7 +706,7 @@ static void check_trunk(struct loader *ld, struct config_trunk *t, struct sec *s
 	}
 	for (size_t i = 0; i < t->npeers; i++) {
 		if (t->peers[i].transport == SIP_TP_UDP && !udp_listen) {
-			cfg_uri_format(&t->peers[i], u, sizeof(u));
+			config_uri_format(&t->peers[i], u, sizeof(u));
 			ERR(ld, key_line(s, "peers"),
 			    "peer %s is udp, but the trunk has no udp listen address to send from",
 			    u);
@@ -879,8 +879,8 @@ static void check_listeners(struct loader *ld)
 
 					if (la->transport != lb->transport || la->port != lb->port)
 						continue;
-					cfg_uri_format(lb, v, sizeof(v));
-					cfg_uri_format(la, u, sizeof(u));
+					config_uri_format(lb, v, sizeof(v));
+					config_uri_format(la, u, sizeof(u));
 					if (!same_host(la, lb)) {
 						if (same_family(la, lb) &&
 						    (is_wildcard(la) || is_wildcard(lb))) {

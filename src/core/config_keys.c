@@ -343,7 +343,7 @@ static int parse_hostport(struct loader *ld, const struct cfg_key *k, void *base
 
 static const char *const tp_names[] = { "udp", "tcp", "tls" };
 
-void cfg_uri_format(const struct sip_uri *u, char *buf, size_t size)
+void config_uri_format(const struct sip_uri *u, char *buf, size_t size)
 {
 	bool v6 = strchr(u->host, ':') != NULL;
 
@@ -1034,7 +1034,7 @@ static const struct cfg_key table[] = {
 	{ CONFIG_SEC_TRUNK, "options_interval", &T_INT, T(options_interval), 0, "30", 0, 3600, NULL, 0,
 	  "seconds", "OPTIONS ping period per peer; 0 = off" },
 	{ CONFIG_SEC_TRUNK, "options_ok_codes", &T_CODES, 0, 0, "200-499", 0, 0, NULL, 0,
-	  "CODE | LOW-HIGH, ...", "responses to our OPTIONS that count as alive (408 never does)" },
+	  "CODE | LOW-HIGH, ...", "responses to our OPTIONS that count as alive (408 and 503 never do)" },
 	{ CONFIG_SEC_TRUNK, "failover_timeout", &T_INT, T(failover_timeout), 0, "3", 1, 60, NULL, 0,
 	  "seconds", "time without any response before the next peer is tried" },
 	{ CONFIG_SEC_TRUNK, "ring_timeout", &T_INT, T(ring_timeout), 0, "120", 1, 3600, NULL, 0,

@@ -58,6 +58,5 @@ int cfg_parse_uri(const char *s, size_t len, bool resolve, struct sip_uri *u, ch
 bool cfg_valid_name(const char *p, size_t n);
 bool cfg_cidr_overlap(const struct cidr *a, const struct cidr *b);
 void cfg_cidr_from_sockaddr(const struct sockaddr_storage *ss, struct cidr *c);
-void cfg_uri_format(const struct sip_uri *u, char *buf, size_t size);
 
 #endif

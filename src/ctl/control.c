@@ -751,6 +751,14 @@ static int cmd_calls(const struct control_providers *p, const struct control_req
 	return provider_result(p->calls(p->arg, o), o, why, whysz);
 }
 
+static int cmd_trunks(const struct control_providers *p, const struct control_request *r,
+		      struct control_out *o, char *why, size_t whysz)
+{
+	if (!p->trunks)
+		return not_available(r->cmd, why, whysz);
+	return provider_result(p->trunks(p->arg, o), o, why, whysz);
+}
+
 static int cmd_call(const struct control_providers *p, const struct control_request *r,
 		    struct control_out *o, char *why, size_t whysz)
 {
@@ -806,6 +814,7 @@ static const struct command commands[] = {
 	{ "stats", 0, cmd_stats },	{ "calls", 0, cmd_calls },
 	{ "call", TAKES_ID, cmd_call }, { "reload", 0, cmd_reload },
 	{ "drain", 0, cmd_drain },	{ "log-level", TAKES_LEVEL, cmd_log_level },
+	{ "trunks", 0, cmd_trunks },
 };
 
 /* Which keys the command takes, with a sentence for the first that does not fit. */

@@ -228,11 +228,13 @@ media_ports = @MEDIA_PORTS@
 [trunk:carrier]
 listen = udp:127.0.0.1:@CARRIER_LISTEN@
 peers = udp:127.0.0.1:@CARRIER_PEER@
+options_interval = 0
 route = ivr
 
 [trunk:ivr]
 listen = udp:127.0.0.1:@IVR_LISTEN@
 peers = udp:127.0.0.1:@IVR_PEER@
+options_interval = 0
 srtp = off
 route = carrier
 """

@@ -18,6 +18,7 @@ media_ports = 30000-30999
 [trunk:carrier]
 listen = tls:127.0.0.1:{tls_port}, udp:127.0.0.1:{udp_port}
 peers = udp:127.0.0.1:{peer_port}
+options_interval = 0
 tls_certificate = {cert}
 tls_private_key = {key}
 {extra}
@@ -26,6 +27,7 @@ route = ivr
 [trunk:ivr]
 listen = udp:127.0.0.1:{ivr_port}
 peers = udp:127.0.0.1:{ivr_peer}
+options_interval = 0
 srtp = off
 """
 

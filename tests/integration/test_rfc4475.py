@@ -92,12 +92,14 @@ media_ports = 30000-30999
 [trunk:carrier]
 listen = udp:127.0.0.1:@PORT@
 peers = udp:127.0.0.1:@PEER@
+options_interval = 0
 sources = 127.0.0.1/32
 route = ivr
 
 [trunk:ivr]
 listen = udp:127.0.0.1:@IVR@
 peers = udp:127.0.0.1:@IVR_PEER@
+options_interval = 0
 srtp = off
 """
 

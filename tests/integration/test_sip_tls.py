@@ -28,6 +28,7 @@ media_ports = 30000-30999
 [trunk:carrier]
 listen = tls:127.0.0.1:@PORT@, udp:127.0.0.1:@PORT@
 peers = udp:127.0.0.1:@PEER@
+options_interval = 0
 sources = 127.0.0.1/32
 tls_certificate = @DIR@/server.pem
 tls_private_key = @DIR@/server.key
@@ -38,6 +39,7 @@ route = ivr
 [trunk:ivr]
 listen = udp:127.0.0.1:@IVR@
 peers = udp:127.0.0.1:@IVR_PEER@
+options_interval = 0
 srtp = off
 """
 

@@ -28,12 +28,14 @@ sip_trace = @TRACE@
 [trunk:carrier]
 listen = udp:127.0.0.1:@PORT@, tcp:127.0.0.1:@PORT@
 peers = udp:127.0.0.1:@PEER@
+options_interval = 0
 sources = 127.0.0.1/32
 route = ivr
 
 [trunk:ivr]
 listen = udp:127.0.0.1:@IVR@
 peers = udp:127.0.0.1:@IVR_PEER@
+options_interval = 0
 sources = 127.0.0.9/32
 srtp = off
 route = carrier

@@ -252,6 +252,17 @@ static int fake_calls(void *arg, struct control_out *o)
 	return 0;
 }
 
+static int fake_trunks(void *arg, struct control_out *o)
+{
+	control_out_begin_array(o, "trunks");
+	control_out_begin_object(o, NULL);
+	control_out_str(o, "name", "ivr");
+	control_out_bool(o, "healthy", false);
+	control_out_end_object(o);
+	control_out_end_array(o);
+	return 0;
+}
+
 static int fake_call(void *arg, const char *id, struct control_out *o)
 {
 	return control_out_fail(o, ENOENT, "no call with id %s", id);
@@ -274,6 +285,7 @@ static const struct control_providers providers = {
 	.stats = fake_stats,
 	.calls = fake_calls,
 	.call = fake_call,
+	.trunks = fake_trunks,
 	.reload = fake_reload,
 	.drain = fake_drain,
 };
@@ -317,8 +329,10 @@ static void test_handle(void **state)
 	       "{\"ok\":false,\"error\":\"call needs \\\"id\\\"\"}\n");
 	handle(&providers, "{\"cmd\":\"stats\",\"level\":\"x\"}", EINVAL,
 	       "{\"ok\":false,\"error\":\"stats takes no \\\"level\\\"\"}\n");
-	handle(&providers, "{\"cmd\":\"trunks\"}", EINVAL,
-	       "{\"ok\":false,\"error\":\"unknown command \\\"trunks\\\"\"}\n");
+	handle(&providers, "{\"cmd\":\"peers\"}", EINVAL,
+	       "{\"ok\":false,\"error\":\"unknown command \\\"peers\\\"\"}\n");
+	handle(&providers, "{\"cmd\":\"trunks\"}", 0,
+	       "{\"ok\":true,\"trunks\":[{\"name\":\"ivr\",\"healthy\":false}]}\n");
 	handle(&providers, "{\"cmd\":", EBADMSG,
 	       "{\"ok\":false,\"error\":\"expected a value at byte 7\"}\n");
 
