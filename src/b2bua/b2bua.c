@@ -329,9 +329,10 @@ static void reason_value(char *buf, size_t size, int cause, const char *text)
 }
 
 /* A response outside any dialog of ours (a refusal before the call exists,
- * a CANCEL's 200): sipmsg_response's fields, our tag, a Warning. */
-static void respond_plain(struct txn *t, const osip_message_t *req, int status, const char *tag,
-			  const char *warning)
+ * a CANCEL's 200): sipmsg_response's fields, our tag, a Warning, and a
+ * Reason when one is given. */
+static void respond_reason(struct txn *t, const osip_message_t *req, int status, const char *tag,
+			   const char *warning, const char *reason)
 {
 	osip_message_t *resp = NULL;
 	char fresh[17];
@@ -344,8 +345,16 @@ static void respond_plain(struct txn *t, const osip_message_t *req, int status, 
 		return;
 	if (status == 405 || status == 501)
 		sipmsg_header_add(resp, "Allow", OUR_ALLOW);
+	if (reason)
+		sipmsg_header_add(resp, "Reason", reason);
 	if (txn_respond(t, resp))
 		LOG_WARN(NULL, "cannot send a response", LF_I("status", status));
+}
+
+static void respond_plain(struct txn *t, const osip_message_t *req, int status, const char *tag,
+			  const char *warning)
+{
+	respond_reason(t, req, status, tag, warning, NULL);
 }
 
 static const char *call_name(const struct call *c)
@@ -1074,8 +1083,15 @@ static void new_call(struct b2bua *b, struct txn *t, osip_message_t *req,
 	}
 	if (!any_peer_usable(b, out)) {
 		/* no Retry-After: this call only; OPTIONS to us say 503 meanwhile */
+		char reason[REASON_MAX];
+
 		snprintf(buf_why, sizeof(buf_why), "every peer of trunk %s is down", out->name);
-		reject(b, t, req, 503, buf_why, &b->st.rejected_no_peer);
+		reason_value(reason, sizeof(reason), 503, buf_why);
+		LOG_INFO(NULL, "call refused", LF_S("call_id", cid), LF_I("status", 503),
+			 LF_S("reason", buf_why));
+		b->st.calls_rejected++;
+		b->st.rejected_no_peer++;
+		respond_reason(t, req, 503, NULL, buf_why, reason);
 		return;
 	}
 	if (!body_of(req, &sdp, &sdplen)) {
