@@ -16,6 +16,7 @@
 #include "srtpbridge/explain.h"
 #include "srtpbridge/log.h"
 #include "srtpbridge/portpool.h"
+#include "srtpbridge/relay.h"
 #include "srtpbridge/sdp.h"
 #include "srtpbridge/sipcore.h"
 #include "srtpbridge/srtplib.h"
@@ -141,6 +142,7 @@ static int ctl_stats(void *arg, struct control_out *o)
 	control_out_uint(o, "failovers", bs.failovers);
 	control_out_uint(o, "ended_by_srtpbridge", bs.ended_by_us);
 	control_out_uint(o, "ack_timeouts", bs.ack_timeouts);
+	control_out_uint(o, "media_timeouts", bs.media_timeouts);
 	control_out_end_object(o);
 	control_out_begin_object(o, "ports");
 	control_out_uint(o, "total", portpool_total(x->pool));
@@ -210,6 +212,7 @@ static int run(const char *path)
 	struct sipcore *sip = NULL;
 	struct portpool *pool = NULL;
 	struct b2bua *b2b = NULL;
+	struct relay *relay = NULL;
 	struct ctl_ctx ctx = { .path = path, .started = monotonic_s() };
 	struct daemon_hooks hooks = { .reloaded = on_reloaded,
 				      .draining = on_draining,
@@ -269,11 +272,14 @@ static int run(const char *path)
 	/* media_ports is a restart key: the pool lives as long as the process */
 	err = portpool_create(&pool, cfg->global.media_port_min, cfg->global.media_port_max,
 			      (unsigned)cfg->global.media_port_quarantine, NULL, NULL);
-	if (!err)
-		err = sipcore_create(&sip, base, cfg, why, sizeof(why));
-	else
+	if (err)
 		snprintf(why, sizeof(why), "cannot create the media port pool: %s", strerror(err));
+	else if ((err = relay_create(&relay, base)) != 0)
+		snprintf(why, sizeof(why), "cannot start the media worker: %s", strerror(err));
+	else
+		err = sipcore_create(&sip, base, cfg, why, sizeof(why));
 	if (err) {
+		relay_destroy(relay);
 		portpool_destroy(pool);
 		LOG_ERROR(NULL, "cannot start", LF_S("reason", why));
 		config_unref(cfg);
@@ -285,7 +291,7 @@ static int run(const char *path)
 	if (!err) {
 		struct b2bua_hooks bh = { .hold = on_call_start, .release = on_call_end, .arg = d };
 
-		err = b2bua_create(&b2b, base, sip, pool, daemon_config(d), &bh);
+		err = b2bua_create(&b2b, base, sip, pool, relay, daemon_config(d), &bh);
 		if (err) {
 			daemon_destroy(d); /* with the reference to cfg it took */
 			cfg = NULL;
@@ -294,6 +300,7 @@ static int run(const char *path)
 	if (err) {
 		LOG_ERROR(NULL, "cannot start", LF_S("error", strerror(err)));
 		sipcore_destroy(sip);
+		relay_destroy(relay);
 		portpool_destroy(pool);
 		config_unref(cfg);
 		event_base_free(base);
@@ -318,6 +325,7 @@ static int run(const char *path)
 	control_destroy(ctl);
 	b2bua_destroy(b2b);
 	sipcore_destroy(sip);
+	relay_destroy(relay); /* after the calls: their ports come back through it */
 	portpool_destroy(pool);
 	daemon_destroy(d);
 	event_base_free(base);

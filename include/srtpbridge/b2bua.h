@@ -20,6 +20,7 @@ struct event_base;
 struct config;
 struct sipcore;
 struct portpool;
+struct relay;
 struct control_out;
 
 struct b2bua;
@@ -32,11 +33,13 @@ struct b2bua_hooks {
 	void *arg;
 };
 
-/* Becomes sip's transaction user. Borrows base, sip and pool for its life;
- * hooks is copied (NULL: none); cfg is the snapshot whose peers it pings
- * (health.h). Returns 0 or ENOMEM. */
+/* Becomes sip's transaction user. Borrows base, sip, pool and relay (the
+ * media worker; NULL: no packet is moved) for its life; hooks is copied
+ * (NULL: none); cfg is the snapshot whose peers it pings (health.h).
+ * Returns 0 or ENOMEM. */
 int b2bua_create(struct b2bua **out, struct event_base *base, struct sipcore *sip,
-		 struct portpool *pool, struct config *cfg, const struct b2bua_hooks *hooks);
+		 struct portpool *pool, struct relay *relay, struct config *cfg,
+		 const struct b2bua_hooks *hooks);
 /* Ends every call at once with Reason: SIP;cause=503;text="srtpbridge
  * stopped" (BYE on both legs of an answered call, 503 to leg A and a CANCEL
  * to leg B of one still ringing), without waiting for answers; gives their
@@ -61,6 +64,7 @@ struct b2bua_stats {
 	uint64_t failovers;	   /* INVITEs moved on to the next peer */
 	uint64_t ended_by_us;	   /* calls srtpbridge ended itself, Reason attached */
 	uint64_t ack_timeouts, acks_sent;
+	uint64_t media_timeouts; /* calls ended by media_timeout or media_timeout_hold */
 };
 void b2bua_get_stats(const struct b2bua *b, struct b2bua_stats *out);
 

@@ -69,6 +69,7 @@ struct oa_stream_info {
 	char addr[64];		     /* the peer's media address and ports */
 	uint16_t port, rtcp_port;
 	bool rtcp_mux;
+	bool hold; /* the peer's SDP holds it: sendonly, inactive or c=0.0.0.0 */
 };
 
 /* Returns 0, or ENOENT when the leg has no such stream. Borrowed pointers

@@ -30,13 +30,16 @@
 #include "srtpbridge/media_session.h"
 #include "srtpbridge/oa.h"
 #include "srtpbridge/portpool.h"
+#include "srtpbridge/relay.h"
 #include "srtpbridge/sdp.h"
 #include "srtpbridge/sipcore.h"
 #include "srtpbridge/sipmsg.h"
 #include "srtpbridge/suite.h"
 #include "srtpbridge/txn.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,11 +105,11 @@ struct attempt {
 
 /* An in-dialog request (INFO, NOTIFY, MESSAGE, OPTIONS) relayed from one leg
  * to the other, until its final response goes back. */
-struct relay {
+struct fwd {
 	struct leg *from;
 	struct txn *server; /* the request from `from`'s peer */
 	struct txn *client; /* ours on the other leg */
-	struct relay *next;
+	struct fwd *next;
 };
 
 struct leg {
@@ -174,7 +177,8 @@ struct call {
 		size_t ack_len;
 	} ri;
 	uint64_t start_ms, answer_ms;
-	struct relay *relays;
+	uint64_t media_ms; /* the last media update: the media timeout counts from there too */
+	struct fwd *fwds;  /* in-dialog requests forwarded */
 	struct call *prev, *next; /* every call, newest first */
 };
 
@@ -188,6 +192,8 @@ struct b2bua {
 	struct sipcore *sip;
 	struct txn_layer *txn;
 	struct portpool *pool;
+	struct relay *relay;
+	struct event sweep; /* once a second: the media timeout */
 	struct b2bua_hooks hooks;
 	bool draining;
 	struct leg **table; /* by Call-ID */
@@ -650,10 +656,10 @@ static void call_free(struct call *c, const char *why)
 	osip_message_free(c->ri.late_ack);
 	cut_loose(c->ri.server);
 	cut_loose(c->ri.client);
-	while (c->relays) {
-		struct relay *r = c->relays;
+	while (c->fwds) {
+		struct fwd *r = c->fwds;
 
-		c->relays = r->next;
+		c->fwds = r->next;
 		cut_loose(r->server);
 		cut_loose(r->client);
 		free(r);
@@ -1158,8 +1164,8 @@ static void new_call(struct b2bua *b, struct txn *t, osip_message_t *req,
 		       NULL);
 		goto out;
 	}
-	err = media_session_create(&c->media, b->pool, in->media_address, out->media_address,
-				   nstreams);
+	err = media_session_create(&c->media, b->pool, b->relay, in->media_address,
+				   out->media_address, nstreams);
 	if (err) {
 		reject(b, t, req, 503,
 		       err == ENOSPC ? "no free media ports" : "cannot open media sockets",
@@ -1236,6 +1242,71 @@ out:
 	}
 }
 
+/* ---- media ---- */
+
+static void media_addr(struct sockaddr_storage *ss, socklen_t *len, const char *ip, uint16_t port)
+{
+	struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	*len = 0;
+	if (port == 0 || strcmp(ip, "0.0.0.0") == 0 || strcmp(ip, "::") == 0)
+		return; /* AF_UNSPEC: nowhere to send */
+	if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		v4->sin_port = htons(port);
+		*len = sizeof(*v4);
+	} else if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1) {
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons(port);
+		*len = sizeof(*v6);
+	}
+}
+
+/* Both legs' negotiated state, as the oa module holds it after an answer,
+ * to the media worker. A refusal (a key libsrtp2 will not take, after our
+ * own checks took it) leaves the old parameters: logged, the call goes on. */
+static void sync_media(struct call *c)
+{
+	struct relay_stream_params p[2][RELAY_MAX_STREAMS];
+	size_t n = media_session_nstreams(c->media);
+	int err;
+
+	memset(p, 0, sizeof(p));
+	for (int leg = 0; leg < 2; leg++) {
+		const struct leg *l = leg ? &c->b : &c->a;
+
+		for (size_t i = 0; i < n; i++) {
+			struct relay_stream_params *q = &p[leg][i];
+			struct oa_stream_info si;
+
+			if (oa_leg_stream(l->oa, i, &si))
+				continue;
+			q->active = si.active;
+			q->secure = si.secure && si.ours && si.peer;
+			q->suite = si.suite;
+			q->unencrypted_srtcp = si.unencrypted_srtcp;
+			if (q->secure) {
+				q->ours = *si.ours;
+				q->peer = *si.peer;
+			}
+			media_addr(&q->rtp, &q->rtp_len, si.addr, si.port);
+			media_addr(&q->rtcp, &q->rtcp_len, si.addr,
+				   si.rtcp_mux ? si.port : si.rtcp_port);
+			q->rtcp_mux = si.rtcp_mux;
+			q->hold = si.hold;
+			q->latching = l->trunk->media_latching;
+		}
+	}
+	err = media_session_update(c->media, p, n);
+	OPENSSL_cleanse(p, sizeof(p));
+	c->media_ms = now_ms();
+	if (err)
+		LOG_WARN(c->id, "the media relay refused the new parameters",
+			 LF_S("error", strerror(err)));
+}
+
 /* ---- leg B's answers ---- */
 
 /* The SDP of a response from leg B, rewritten for leg A. Returns 0 with *len
@@ -1278,6 +1349,7 @@ static int answer_for_a_legs(struct call *c, struct leg *from, struct leg *to,
 		return res.status;
 	}
 	*len = res.len;
+	sync_media(c);
 	return 0;
 }
 
@@ -1507,6 +1579,8 @@ static bool answer_in_ack(struct call *c, struct leg *from, struct leg *to, osip
 		err = oa_answer(from->oa, to->oa, (struct slice){ sdp, len }, ports, OA_MAX_STREAMS,
 				c->b2b->sdp, SDP_MAX_BYTES, &res);
 		why = err ? "the answer could not be rewritten" : res.status ? res.reason : NULL;
+		if (!why)
+			sync_media(c);
 	}
 	if (!why && sipmsg_set_body(held, "application/sdp", c->b2b->sdp, res.len))
 		why = "out of memory";
@@ -2088,17 +2162,17 @@ static int copy_payload(osip_message_t *to, const osip_message_t *from)
 	return err;
 }
 
-static struct relay *relay_of(struct call *c, const struct txn *t)
+static struct fwd *fwd_of(struct call *c, const struct txn *t)
 {
-	for (struct relay *r = c->relays; r; r = r->next)
+	for (struct fwd *r = c->fwds; r; r = r->next)
 		if (r->client == t || r->server == t)
 			return r;
 	return NULL;
 }
 
-static void relay_drop(struct call *c, struct relay *r)
+static void fwd_drop(struct call *c, struct fwd *r)
 {
-	for (struct relay **p = &c->relays; *p; p = &(*p)->next)
+	for (struct fwd **p = &c->fwds; *p; p = &(*p)->next)
 		if (*p == r) {
 			*p = r->next;
 			break;
@@ -2156,13 +2230,13 @@ static int refer_to(struct leg *y, const osip_message_t *req, osip_message_t *m,
 	return 0;
 }
 
-static void on_relay(struct b2bua *b, struct txn *t, osip_message_t *req, struct leg *x)
+static void on_forward(struct b2bua *b, struct txn *t, osip_message_t *req, struct leg *x)
 {
 	struct call *c = x->call;
 	struct leg *y = other(x);
 	const char *method = sipmsg_method(req);
 	osip_message_t *m = NULL;
-	struct relay *r;
+	struct fwd *r;
 	int err;
 
 	if (!y->dlg || dialog_state(y->dlg) == DIALOG_TERMINATED) {
@@ -2198,14 +2272,14 @@ static void on_relay(struct b2bua *b, struct txn *t, osip_message_t *req, struct
 	}
 	r->from = x;
 	r->server = t;
-	r->next = c->relays;
-	c->relays = r;
+	r->next = c->fwds;
+	c->fwds = r;
 	txn_set_data(t, x);
 	LOG_DEBUG(c->id, "request relayed", LF_S("method", method),
 		  LF_S("from", x->is_a ? "leg A" : "leg B"));
 }
 
-static void relay_response(struct call *c, struct relay *r, osip_message_t *resp)
+static void fwd_response(struct call *c, struct fwd *r, osip_message_t *resp)
 {
 	int code = sipmsg_status(resp), mapped;
 	const char *warning;
@@ -2221,14 +2295,14 @@ static void relay_response(struct call *c, struct relay *r, osip_message_t *resp
 		else
 			osip_message_free(out);
 	}
-	relay_drop(c, r);
+	fwd_drop(c, r);
 }
 
-static void relay_failed(struct call *c, struct relay *r, int status, const char *why)
+static void fwd_failed(struct call *c, struct fwd *r, int status, const char *why)
 {
 	if (r->server)
 		respond_plain(r->server, txn_get_request(r->server), status, r->from->tag, why);
-	relay_drop(c, r);
+	fwd_drop(c, r);
 }
 
 static void on_ack(struct b2bua *b, osip_message_t *req)
@@ -2354,12 +2428,12 @@ static bool tu_request(void *arg, struct txn *t, osip_message_t *req, const stru
 		on_bye(b, t, req, l);
 	else if (strcmp(m, "UPDATE") == 0 && osip_list_size(&req->bodies) == 0 &&
 		 !l->call->ri.active)
-		on_relay(b, t, req, l); /* a session refresh: no offer, nothing to rewrite */
+		on_forward(b, t, req, l); /* a session refresh: no offer, nothing to rewrite */
 	else if (strcmp(m, "INVITE") == 0 || strcmp(m, "UPDATE") == 0)
 		on_offer(b, t, req, l, strcmp(m, "INVITE") == 0);
 	else if (strcmp(m, "INFO") == 0 || strcmp(m, "NOTIFY") == 0 || strcmp(m, "MESSAGE") == 0 ||
 		 strcmp(m, "OPTIONS") == 0 || strcmp(m, "REFER") == 0)
-		on_relay(b, t, req, l); /* OPTIONS in a dialog: the far end answers */
+		on_forward(b, t, req, l); /* OPTIONS in a dialog: the far end answers */
 	else
 		respond_plain(t, req, 501, l->tag, "this request is not relayed within a call yet");
 	return true;
@@ -2408,7 +2482,7 @@ static void tu_response(void *arg, struct txn *t, osip_message_t *resp)
 	struct b2bua *b = arg;
 	void *data = txn_get_data(t);
 	struct leg *l = data;
-	struct relay *r;
+	struct fwd *r;
 
 	if (!data)
 		return;
@@ -2420,8 +2494,8 @@ static void tu_response(void *arg, struct txn *t, osip_message_t *resp)
 		attempt_response(data, t, resp);
 		return;
 	}
-	if ((r = relay_of(l->call, t)) != NULL && r->client == t)
-		relay_response(l->call, r, resp);
+	if ((r = fwd_of(l->call, t)) != NULL && r->client == t)
+		fwd_response(l->call, r, resp);
 	else if (t == l->call->ri.client)
 		ri_response(l->call, t, resp);
 	else if (!l->is_a && t == l->invite)
@@ -2463,7 +2537,7 @@ static void client_failed(struct b2bua *b, struct txn *t, int status, int err)
 {
 	void *data = txn_get_data(t);
 	struct leg *l = data;
-	struct relay *r;
+	struct fwd *r;
 	char name[300], text[400];
 
 	if (!data)
@@ -2474,10 +2548,10 @@ static void client_failed(struct b2bua *b, struct txn *t, int status, int err)
 	}
 	if (is_attempt(data))
 		return; /* terminated() follows */
-	if ((r = relay_of(l->call, t)) != NULL && r->client == t) {
-		relay_failed(l->call, r, status,
-			     status == 408 ? "the other leg did not answer"
-					   : "the other leg cannot be reached");
+	if ((r = fwd_of(l->call, t)) != NULL && r->client == t) {
+		fwd_failed(l->call, r, status,
+			   status == 408 ? "the other leg did not answer"
+					 : "the other leg cannot be reached");
 		return;
 	}
 	if (t == l->call->ri.client) {
@@ -2517,7 +2591,7 @@ static void tu_terminated(void *arg, struct txn *t)
 	struct b2bua *b = arg;
 	void *data = txn_get_data(t);
 	struct leg *l = data;
-	struct relay *r;
+	struct fwd *r;
 
 	if (!data)
 		return;
@@ -2529,13 +2603,13 @@ static void tu_terminated(void *arg, struct txn *t)
 		attempt_terminated(data, t);
 		return;
 	}
-	if ((r = relay_of(l->call, t)) != NULL) {
+	if ((r = fwd_of(l->call, t)) != NULL) {
 		if (r->client == t)
 			r->client = NULL;
 		else
 			r->server = NULL;
 		if (!r->client && !r->server)
-			relay_drop(l->call, r);
+			fwd_drop(l->call, r);
 		return;
 	}
 	if (t == l->call->ri.client)
@@ -2557,8 +2631,51 @@ static void tu_terminated(void *arg, struct txn *t)
 
 /* ---- life ---- */
 
+/* The media timeout (DESIGN.md): a call whose legs have both been silent,
+ * no RTP or RTCP either way, for media_timeout s (media_timeout_hold while
+ * a leg holds) is over, whatever signalling says: a BYE lost with a dead
+ * peer would otherwise keep its ports for ever. Counted from the last
+ * packet, the answer or the last media change, whichever is newest. */
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct b2bua *b = arg;
+	uint64_t now = now_ms();
+	struct call *c, *next;
+
+	for (c = b->calls; c; c = next) {
+		const struct relay_session *rs;
+		bool hold;
+		int limit;
+		uint64_t last;
+		char text[120];
+
+		next = c->next;
+		if (c->state != CALL_CONFIRMED || !c->media)
+			continue;
+		rs = media_session_relay(c->media);
+		hold = relay_session_on_hold(rs);
+		limit = hold ? c->cfg->global.media_timeout_hold : c->cfg->global.media_timeout;
+		if (limit <= 0)
+			continue;
+		last = relay_session_last_rx_ms(rs);
+		if (last < c->answer_ms)
+			last = c->answer_ms;
+		if (last < c->media_ms)
+			last = c->media_ms;
+		if (now - last < (uint64_t)limit * 1000u)
+			continue;
+		snprintf(text, sizeof(text), "%s: no RTP or RTCP from either leg for %d s",
+			 hold ? "media_timeout_hold" : "media_timeout", limit);
+		LOG_INFO(c->id, "media timeout", LF_I("seconds", limit),
+			 LF_S("hold", hold ? "yes" : "no"));
+		b->st.media_timeouts++;
+		end_both(c, 408, text);
+	}
+}
+
 int b2bua_create(struct b2bua **out, struct event_base *base, struct sipcore *sip,
-		 struct portpool *pool, struct config *cfg, const struct b2bua_hooks *hooks)
+		 struct portpool *pool, struct relay *relay, struct config *cfg,
+		 const struct b2bua_hooks *hooks)
 {
 	struct b2bua *b = calloc(1, sizeof(*b));
 	const struct sipcore_tu tu = {
@@ -2585,8 +2702,11 @@ int b2bua_create(struct b2bua **out, struct event_base *base, struct sipcore *si
 	b->sip = sip;
 	b->txn = sipcore_txn(sip);
 	b->pool = pool;
+	b->relay = relay;
 	if (hooks)
 		b->hooks = *hooks;
+	event_assign(&b->sweep, base, -1, EV_PERSIST, on_sweep, b);
+	event_add(&b->sweep, &(struct timeval){ .tv_sec = 1 });
 	sipcore_set_tu(sip, &tu);
 	*out = b;
 	return 0;
@@ -2631,6 +2751,7 @@ void b2bua_destroy(struct b2bua *b)
 		end_at_exit(b->calls);
 	while (b->attempts)
 		attempt_free(b->attempts);
+	event_del(&b->sweep);
 	health_destroy(b->health);
 	sipcore_set_tu(b->sip, NULL);
 	for (size_t i = 0; i < b->ncounts; i++)
@@ -2658,6 +2779,59 @@ void b2bua_get_stats(const struct b2bua *b, struct b2bua_stats *out)
 }
 
 /* ---- srtpbridgectl ---- */
+
+static void ctl_counts(struct control_out *o, const char *key, const struct relay_counts *c,
+		       enum relay_dir dir)
+{
+	control_out_begin_object(o, key);
+	control_out_uint(o, "packets", c->packets);
+	control_out_uint(o, "bytes", c->bytes);
+	if (dir == RELAY_IN) {
+		control_out_uint(o, "auth_fail", c->auth_fail);
+		control_out_uint(o, "replay_fail", c->replay_fail);
+		control_out_uint(o, "cant_check", c->cant_check);
+		control_out_uint(o, "unexpected_source", c->unexpected_source);
+	}
+	control_out_uint(o, "errors", c->errors);
+	if (c->last_ms)
+		control_out_uint(o, "last_ms_ago", now_ms() - c->last_ms);
+	control_out_end_object(o);
+}
+
+/* The packets of stream i on a leg, RTP and RTCP, each way. */
+static void ctl_stream_counts(const struct call *c, enum media_leg side, size_t i,
+			      struct control_out *o)
+{
+	static const char *const names[2][2] = { { "rtp_in", "rtp_out" },
+						 { "rtcp_in", "rtcp_out" } };
+	struct relay_counts rc;
+
+	for (int k = 0; k < 2; k++)
+		for (int d = 0; d < 2; d++) {
+			relay_session_counts(media_session_relay(c->media), side, i, k, d, &rc);
+			ctl_counts(o, names[k][d], &rc, d);
+		}
+}
+
+/* Totals over the call: packets in and out on both legs, and the inbound
+ * packets that failed SRTP. */
+static void ctl_totals(const struct call *c, uint64_t *in, uint64_t *out, uint64_t *failed)
+{
+	struct relay_counts rc;
+
+	*in = *out = *failed = 0;
+	for (int leg = 0; leg < 2; leg++)
+		for (size_t i = 0; i < media_session_nstreams(c->media); i++)
+			for (int k = 0; k < 2; k++) {
+				relay_session_counts(media_session_relay(c->media), leg, i, k,
+						     RELAY_IN, &rc);
+				*in += rc.packets;
+				*failed += rc.auth_fail + rc.replay_fail + rc.cant_check;
+				relay_session_counts(media_session_relay(c->media), leg, i, k,
+						     RELAY_OUT, &rc);
+				*out += rc.packets;
+			}
+}
 
 static void ctl_leg(const struct call *c, const struct leg *l, enum media_leg side,
 		    struct control_out *o)
@@ -2687,7 +2861,9 @@ static void ctl_leg(const struct call *c, const struct leg *l, enum media_leg si
 				control_out_str(o, "peer_address", si.addr);
 				control_out_uint(o, "peer_port", si.port);
 			}
+			control_out_bool(o, "hold", si.hold);
 		}
+		ctl_stream_counts(c, side, i, o);
 		control_out_end_object(o);
 	}
 	control_out_end_array(o);
@@ -2710,7 +2886,7 @@ static const char *call_suite(const struct call *c)
 
 static void ctl_summary(const struct call *c, struct control_out *o)
 {
-	uint64_t now = now_ms();
+	uint64_t now = now_ms(), in, out, failed;
 	char peer[300];
 
 	control_out_str(o, "id", c->id);
@@ -2725,6 +2901,10 @@ static void ctl_summary(const struct call *c, struct control_out *o)
 	control_out_str(o, "call_id_b", c->b.call_id);
 	config_uri_format(&c->b.trunk->peers[c->b.peer], peer, sizeof(peer));
 	control_out_str(o, "peer", peer);
+	ctl_totals(c, &in, &out, &failed);
+	control_out_uint(o, "packets_in", in);
+	control_out_uint(o, "packets_out", out);
+	control_out_uint(o, "decrypt_failures", failed);
 }
 
 int b2bua_ctl_calls(const struct b2bua *b, struct control_out *o)

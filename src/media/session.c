@@ -1,4 +1,5 @@
-/* A call's sockets: pairs from the pool, given back on every path. */
+/* A call's sockets: pairs from the pool, given back on every path (after
+ * the media worker has let go of them). */
 #include "srtpbridge/media_session.h"
 
 #include <arpa/inet.h>
@@ -9,6 +10,7 @@
 
 struct media_session {
 	struct portpool *pool;
+	struct relay_session *relay;
 	size_t n;
 	struct portpool_pair pairs[2][MEDIA_SESSION_MAX_STREAMS];
 };
@@ -32,9 +34,21 @@ static int to_sockaddr(const char *ip, struct sockaddr_storage *ss, socklen_t *l
 	return EINVAL;
 }
 
-int media_session_create(struct media_session **out, struct portpool *pool, const char *addr_a,
-			 const char *addr_b, size_t nstreams)
+static void give_back(void *arg)
 {
+	struct media_session *s = arg;
+
+	for (size_t leg = 0; leg < 2; leg++)
+		for (size_t i = 0; i < s->n; i++)
+			if (s->pairs[leg][i].rtp_fd >= 0)
+				portpool_free_pair(s->pool, &s->pairs[leg][i]);
+	free(s);
+}
+
+int media_session_create(struct media_session **out, struct portpool *pool, struct relay *relay,
+			 const char *addr_a, const char *addr_b, size_t nstreams)
+{
+	int fds[2][RELAY_MAX_STREAMS], fds_rtcp[2][RELAY_MAX_STREAMS];
 	struct sockaddr_storage sa[2];
 	socklen_t len[2];
 	struct media_session *s;
@@ -57,8 +71,15 @@ int media_session_create(struct media_session **out, struct portpool *pool, cons
 						  &s->pairs[leg][i]);
 		s->n = i + 1; /* what destroy gives back, a half-taken stream too */
 	}
+	for (size_t leg = 0; leg < 2 && !err; leg++)
+		for (size_t i = 0; i < nstreams; i++) {
+			fds[leg][i] = s->pairs[leg][i].rtp_fd;
+			fds_rtcp[leg][i] = s->pairs[leg][i].rtcp_fd;
+		}
+	if (!err)
+		err = relay_session_create(&s->relay, relay, nstreams, fds, fds_rtcp);
 	if (err) {
-		media_session_destroy(s);
+		give_back(s);
 		return err;
 	}
 	*out = s;
@@ -67,13 +88,19 @@ int media_session_create(struct media_session **out, struct portpool *pool, cons
 
 void media_session_destroy(struct media_session *s)
 {
-	if (!s)
-		return;
-	for (size_t leg = 0; leg < 2; leg++)
-		for (size_t i = 0; i < s->n; i++)
-			if (s->pairs[leg][i].rtp_fd >= 0)
-				portpool_free_pair(s->pool, &s->pairs[leg][i]);
-	free(s);
+	if (s)
+		relay_session_remove(s->relay, give_back, s);
+}
+
+int media_session_update(struct media_session *s,
+			 const struct relay_stream_params p[2][RELAY_MAX_STREAMS], size_t nstreams)
+{
+	return relay_session_update(s->relay, p, nstreams);
+}
+
+const struct relay_session *media_session_relay(const struct media_session *s)
+{
+	return s->relay;
 }
 
 size_t media_session_nstreams(const struct media_session *s)

@@ -48,6 +48,7 @@ struct stream {
 	char addr[64];
 	uint16_t port, rtcp_port;
 	bool rtcp_mux;
+	bool hold; /* the peer's SDP does not ask for our media */
 	/* what we offer on this leg, kept across offers under rekey = keep */
 	struct crypto1 offered[SUITE_COUNT];
 	size_t noffered;
@@ -63,7 +64,7 @@ struct stream {
 	struct crypto1 p_peer, p_ours;
 	char p_addr[64];
 	uint16_t p_port, p_rtcp_port;
-	bool p_rtcp_mux;
+	bool p_rtcp_mux, p_hold;
 };
 
 struct oa_leg {
@@ -229,13 +230,33 @@ static size_t crypto_lines(const struct sdp *s, size_t m, struct slice *out, siz
 	return n;
 }
 
-/* The peer's media address of stream m: c=, the m= port, a=rtcp, rtcp-mux. */
+/* Whether stream m of the peer's SDP puts it on hold: sendonly or inactive
+ * (RFC 3264 section 8.4; a media-level direction overrides the session's),
+ * or the old c=0.0.0.0. What the media timeout waits for then is longer. */
+static bool peer_holds(const struct sdp *s, size_t m, struct slice conn)
+{
+	static const char *const dirs[] = { "sendonly", "inactive", "recvonly", "sendrecv" };
+	const struct sdp_media *md = &s->media[m];
+
+	if (unspecified(conn))
+		return true;
+	for (int level = 0; level < 2; level++)
+		for (int d = 0; d < 4; d++)
+			if (level == 0 ? sdp_find_attr(s, md->line, md->end, dirs[d], NULL) >= 0
+				       : sdp_find_attr(s, 0, s->session_end, dirs[d], NULL) >= 0)
+				return d < 2;
+	return false;
+}
+
+/* The peer's media address of stream m: c=, the m= port, a=rtcp, rtcp-mux,
+ * and whether it holds. */
 static void peer_media(const struct sdp *s, size_t m, char *addr, size_t asize, uint16_t *port,
-		       uint16_t *rtcp_port, bool *mux)
+		       uint16_t *rtcp_port, bool *mux, bool *hold)
 {
 	struct slice type, a, v;
 
 	sdp_media_conn(s, m, &type, &a);
+	*hold = peer_holds(s, m, a);
 	snprintf(addr, asize, "%.*s", (int)a.n, a.p);
 	*port = s->media[m].port;
 	*rtcp_port = *port ? (uint16_t)(*port + 1) : 0;
@@ -415,6 +436,7 @@ int oa_leg_stream(const struct oa_leg *l, size_t i, struct oa_stream_info *out)
 	out->port = s->port;
 	out->rtcp_port = s->rtcp_port;
 	out->rtcp_mux = s->rtcp_mux;
+	out->hold = s->hold;
 	return 0;
 }
 
@@ -488,8 +510,8 @@ static int take_offered_stream(struct oa_leg *from, const struct sdp *in, size_t
 		sdes_answer_wipe(&ans);
 	}
 	s->p_disabled = false;
-	peer_media(in, m, s->p_addr, sizeof(s->p_addr), &s->p_port, &s->p_rtcp_port,
-		   &s->p_rtcp_mux);
+	peer_media(in, m, s->p_addr, sizeof(s->p_addr), &s->p_port, &s->p_rtcp_port, &s->p_rtcp_mux,
+		   &s->p_hold);
 	return 0;
 }
 
@@ -712,7 +734,8 @@ static void commit_answer(struct oa_leg *from, const struct sdp *in, struct answ
 
 		s->active = a[m].active;
 		s->secure = a[m].secure;
-		peer_media(in, m, s->addr, sizeof(s->addr), &s->port, &s->rtcp_port, &s->rtcp_mux);
+		peer_media(in, m, s->addr, sizeof(s->addr), &s->port, &s->rtcp_port, &s->rtcp_mux,
+			   &s->hold);
 		if (!s->secure) {
 			crypto1_wipe(&s->ours);
 			crypto1_wipe(&s->peer);
@@ -745,6 +768,7 @@ static void commit_offerer(struct oa_leg *to, const struct answered *a, size_t n
 		s->port = s->p_port;
 		s->rtcp_port = s->p_rtcp_port;
 		s->rtcp_mux = s->p_rtcp_mux;
+		s->hold = s->p_hold;
 		if (!s->secure) {
 			crypto1_wipe(&s->ours);
 			crypto1_wipe(&s->peer);

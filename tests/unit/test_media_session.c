@@ -52,7 +52,7 @@ static void two_legs_and_back(void **state)
 	(void)state;
 	assert_int_equal(portpool_create(&pool, base, (uint16_t)(base + 15), 0, NULL, NULL), 0);
 	assert_int_equal(portpool_total(pool), 16);
-	assert_int_equal(media_session_create(&s, pool, "127.0.0.1", "127.0.0.1", 2), 0);
+	assert_int_equal(media_session_create(&s, pool, NULL, "127.0.0.1", "127.0.0.1", 2), 0);
 	assert_int_equal(media_session_nstreams(s), 2);
 	assert_int_equal(portpool_in_use_count(pool), 8); /* 2 streams x 2 legs x RTP+RTCP */
 	for (size_t i = 0; i < 2; i++) {
@@ -82,12 +82,12 @@ static void dry_pool_gives_back(void **state)
 
 	(void)state;
 	assert_int_equal(portpool_create(&pool, base, (uint16_t)(base + 11), 0, NULL, NULL), 0);
-	assert_int_equal(media_session_create(&s, pool, "127.0.0.1", "127.0.0.1", 2), 0);
+	assert_int_equal(media_session_create(&s, pool, NULL, "127.0.0.1", "127.0.0.1", 2), 0);
 	/* 4 ports left: the second stream's leg A pair fits, its leg B does not */
-	assert_int_equal(media_session_create(&t, pool, "127.0.0.1", "127.0.0.1", 2), ENOSPC);
+	assert_int_equal(media_session_create(&t, pool, NULL, "127.0.0.1", "127.0.0.1", 2), ENOSPC);
 	assert_null(t);
 	assert_int_equal(portpool_in_use_count(pool), 8);
-	assert_int_equal(media_session_create(&t, pool, "127.0.0.1", "127.0.0.1", 1), 0);
+	assert_int_equal(media_session_create(&t, pool, NULL, "127.0.0.1", "127.0.0.1", 1), 0);
 	assert_int_equal(portpool_free_count(pool), 0);
 	media_session_destroy(t);
 	media_session_destroy(s);
@@ -103,17 +103,18 @@ static void bad_arguments(void **state)
 
 	(void)state;
 	assert_int_equal(portpool_create(&pool, base, (uint16_t)(base + 15), 0, NULL, NULL), 0);
-	assert_int_equal(media_session_create(&s, pool, "127.0.0.1", "127.0.0.1", 0), EINVAL);
-	assert_int_equal(media_session_create(&s, pool, "127.0.0.1", "127.0.0.1",
+	assert_int_equal(media_session_create(&s, pool, NULL, "127.0.0.1", "127.0.0.1", 0), EINVAL);
+	assert_int_equal(media_session_create(&s, pool, NULL, "127.0.0.1", "127.0.0.1",
 					      MEDIA_SESSION_MAX_STREAMS + 1),
 			 EINVAL);
-	assert_int_equal(media_session_create(&s, pool, "carrier.example", "127.0.0.1", 1), EINVAL);
-	assert_int_equal(media_session_create(&s, pool, "127.0.0.1", NULL, 1), EINVAL);
-	assert_int_equal(media_session_create(&s, NULL, "127.0.0.1", "127.0.0.1", 1), EINVAL);
+	assert_int_equal(media_session_create(&s, pool, NULL, "carrier.example", "127.0.0.1", 1),
+			 EINVAL);
+	assert_int_equal(media_session_create(&s, pool, NULL, "127.0.0.1", NULL, 1), EINVAL);
+	assert_int_equal(media_session_create(&s, NULL, NULL, "127.0.0.1", "127.0.0.1", 1), EINVAL);
 	assert_null(s);
 	assert_int_equal(portpool_in_use_count(pool), 0);
 	/* IPv6 on one leg, IPv4 on the other */
-	assert_int_equal(media_session_create(&s, pool, "::1", "127.0.0.1", 1), 0);
+	assert_int_equal(media_session_create(&s, pool, NULL, "::1", "127.0.0.1", 1), 0);
 	media_session_destroy(s);
 	portpool_destroy(pool);
 }

@@ -1,0 +1,126 @@
+/* relay.h: the media worker: a thread with its own event loop that moves
+ * every RTP and RTCP packet of its calls between the two legs (DESIGN.md
+ * "How data flows", item 4).
+ *
+ * The main thread never touches a session the worker runs, and the worker
+ * never touches the main thread's state: the main thread sends commands
+ * (add, update, remove) through a queue and an eventfd; the worker sends
+ * back what the main thread must finish (a removed session, whose ports go
+ * back to the pool there) the same way. Counters are relaxed atomics that
+ * the main thread reads. On the packet path: no allocation, no lock, no log
+ * line; a packet that cannot be relayed is counted and dropped (toward a
+ * peer that signalled no address, port 0 or c=0.0.0.0, nothing is sent and
+ * nothing counted: that peer asked for no media).
+ *
+ * Per stream, per leg (relay_stream_params): a secure leg unprotects what
+ * its peer sends (srtpctx.h, from the peer's key) and protects what goes to
+ * it (from ours), under an SSRC of srtpbridge's own with continuous
+ * sequence numbers and timestamps whatever the plain side does (a new
+ * prompt, music on hold, a transfer restarting its sequence or changing
+ * SSRC), RTCP sender SSRCs rewritten to match; a plain leg passes RTP as it
+ * is. Sources: a secure leg latches onto a source only once its packet has
+ * authenticated (symmetric RTP through NAT; a stranger cannot move it); a
+ * plain leg takes media only from the SDP address and port (strict), or
+ * from the first source at the SDP address during the first packets
+ * (learn). Everything else is counted as unexpected and dropped. */
+#ifndef SRTPBRIDGE_RELAY_H
+#define SRTPBRIDGE_RELAY_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "srtpbridge/config.h" /* enum media_latching */
+#include "srtpbridge/sdes.h"
+#include "srtpbridge/suite.h"
+
+struct event_base;
+struct relay;
+struct relay_session;
+
+#define RELAY_MAX_STREAMS 8 /* = OA_MAX_STREAMS */
+
+enum relay_kind {
+	RELAY_RTP = 0,
+	RELAY_RTCP,
+};
+
+enum relay_dir {
+	RELAY_IN = 0, /* received from the leg's peer */
+	RELAY_OUT,    /* sent to it */
+};
+
+/* One leg's counters of one kind and direction. `in` counts what was
+ * accepted (authenticated, from the right source); `out` what was sent. */
+struct relay_counters {
+	_Atomic uint64_t packets, bytes;
+	_Atomic uint64_t auth_fail, replay_fail, cant_check;
+	_Atomic uint64_t unexpected_source; /* in only: a source that is not the peer */
+	_Atomic uint64_t errors;	    /* malformed, not relayable now, send failures */
+	_Atomic uint64_t last_ms;	    /* CLOCK_MONOTONIC ms of the last packet; 0 never */
+};
+
+/* A plain copy, for the main thread. */
+struct relay_counts {
+	uint64_t packets, bytes, auth_fail, replay_fail, cant_check, unexpected_source, errors;
+	uint64_t last_ms;
+};
+
+/* What one leg of one stream does now (from the SDP both ways). */
+struct relay_stream_params {
+	bool active; /* relay this stream (audio, a port on both sides) */
+	bool secure;
+	enum suite_id suite;
+	bool unencrypted_srtcp;
+	struct sdes_key ours, peer; /* copies; the caller wipes its own */
+	/* The peer's signalled addresses; family AF_UNSPEC when it has none
+	 * (port 0, c=0.0.0.0). With rtcp_mux, RTCP goes to and comes from
+	 * the RTP address. */
+	struct sockaddr_storage rtp, rtcp;
+	socklen_t rtp_len, rtcp_len;
+	bool rtcp_mux;
+	bool hold; /* the peer's SDP holds the stream (sendonly, inactive, 0.0.0.0) */
+	enum media_latching latching;
+};
+
+/* Starts the worker thread. main_base is the main thread's loop, where the
+ * worker's news (removed sessions) are finished. 0, ENOMEM, or the errno of
+ * eventfd/pthread_create. */
+int relay_create(struct relay **out, struct event_base *main_base);
+/* Stops the worker and joins it. Every session must have been removed
+ * (relay_session_remove) first, as the daemon does by ending its calls: the
+ * removals pending then are finished here, their done() called. NULL-safe.
+ * Main thread. */
+void relay_destroy(struct relay *r);
+
+/* A session over nstreams streams whose sockets are fds[leg][i] (RTP) and
+ * fds_rtcp[leg][i] (RTCP), owned by the caller until done() is called on the
+ * main thread after relay_session_remove. Nothing is relayed until the
+ * first relay_session_update. With r NULL the session only counts nothing
+ * (tests of signalling without media). Main thread. */
+int relay_session_create(struct relay_session **out, struct relay *r, size_t nstreams,
+			 const int fds[2][RELAY_MAX_STREAMS],
+			 const int fds_rtcp[2][RELAY_MAX_STREAMS]);
+/* New parameters for both legs of every stream (p[leg][i]). SRTP contexts
+ * are made here, on the main thread, and only when a key, suite, MKI or
+ * SRTCP mode changed: a context made again would lose its rollover
+ * counter. 0, or an errno (EINVAL: a key libsrtp2 refuses) with the old
+ * parameters still in force. */
+int relay_session_update(struct relay_session *s,
+			 const struct relay_stream_params p[2][RELAY_MAX_STREAMS], size_t nstreams);
+/* Stops relaying; done(arg) runs on the main thread once the worker has let
+ * go of the sockets, and the session is freed after it. */
+void relay_session_remove(struct relay_session *s, void (*done)(void *arg), void *arg);
+
+/* Counters of leg (0 = A, 1 = B), stream i, kind and direction. */
+void relay_session_counts(const struct relay_session *s, int leg, size_t i, enum relay_kind kind,
+			  enum relay_dir dir, struct relay_counts *out);
+/* The newest packet received on any leg and stream (CLOCK_MONOTONIC ms),
+ * 0 when none: the media timeout's clock. */
+uint64_t relay_session_last_rx_ms(const struct relay_session *s);
+/* Whether any leg's peer holds any active stream (media_timeout_hold). */
+bool relay_session_on_hold(const struct relay_session *s);
+
+#endif

@@ -1,0 +1,919 @@
+/* relay.c: the media worker and the packet path (relay.h).
+ *
+ * A session is made on the main thread with its sockets, then handed to the
+ * worker by an "add" command; from there on only the worker touches its
+ * packet state (struct wleg). Parameters change through "update" commands
+ * that carry the new state, SRTP contexts included (made on the main thread:
+ * srtp_create allocates and may be slow; the packet path never does). A
+ * "remove" command makes the worker let go of the sockets and destroy the
+ * contexts, and the session goes back to the main thread through the
+ * completion queue, where its owner gets its ports back.
+ *
+ * The SSRC srtpbridge owns toward a secure leg (struct own) follows RFC
+ * 3550 appendix A.1's tests: a sequence number more than MAX_DROPOUT ahead
+ * or MAX_MISORDER behind the highest seen, or a new SSRC, is a new source,
+ * and the output continues from the last packet sent: the next sequence
+ * number, and a timestamp advanced by the wall-clock time since then at
+ * 8 kHz (the rate of every narrowband codec an IVR speaks; a wide-band
+ * stream's jump is then off in scale only, once per source change). */
+#include "srtpbridge/relay.h"
+#include "srtpbridge/log.h"
+#include "srtpbridge/rtp.h"
+#include "srtpbridge/srtpctx.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#define LOG_MODULE    "media"
+
+#define MAX_DROPOUT   3000
+#define MAX_MISORDER  64 /* = the bits of own.sent */
+#define RTP_RATE_KHZ  8
+#define RELAY_BUF     (8192 + SRTPCTX_TRAILER_MAX)
+#define READS_PER_RUN 64 /* datagrams read per wake-up of one socket */
+
+enum cmd_type {
+	CMD_ADD = 0,
+	CMD_UPDATE,
+	CMD_REMOVE,
+	CMD_STOP,
+};
+
+/* What one leg of one stream becomes with an update. */
+struct wparams {
+	bool active, secure, mux;
+	enum media_latching latching;
+	struct sockaddr_storage addr[2]; /* [kind]; AF_UNSPEC: none */
+	socklen_t addr_len[2];
+	bool replace_in, replace_out; /* the contexts below replace the old ones */
+	struct srtpctx *in, *out;     /* NULL with replace: no context any more */
+};
+
+struct cmd {
+	enum cmd_type type;
+	struct relay_session *s;
+	struct wparams (*p)[RELAY_MAX_STREAMS]; /* CMD_UPDATE: [2][RELAY_MAX_STREAMS] */
+	struct cmd *next;
+};
+
+struct queue {
+	pthread_mutex_t mu;
+	struct cmd *head, *tail;
+	int efd;
+};
+
+/* What srtpbridge owns toward a secure leg. */
+struct own {
+	uint32_t ssrc;
+	uint16_t seq_base;
+	uint32_t ts_base;
+	bool init;
+	uint32_t in_ssrc; /* the source being renumbered */
+	uint16_t in_seq;  /* its highest sequence number */
+	uint16_t seq_off;
+	uint32_t ts_off;
+	uint16_t out_max; /* the highest sequence number sent */
+	uint64_t sent;	  /* bit k: out_max - k was sent */
+	uint32_t out_ts;  /* the timestamp of the last packet sent */
+	uint64_t out_ms;
+};
+
+struct wleg;
+
+struct fdref {
+	struct wleg *l;
+	enum relay_kind kind;
+};
+
+/* One leg of one stream, as the worker runs it. */
+struct wleg {
+	struct relay_session *s;
+	int leg;
+	size_t i;
+	int fd[2]; /* [kind] */
+	struct event ev[2];
+	struct fdref ref[2];
+	bool ev_added[2];
+	struct wparams p;
+	struct sockaddr_storage latch[2]; /* [kind]; AF_UNSPEC: not latched */
+	socklen_t latch_len[2];
+	struct own own;
+};
+
+/* The main thread's copy of what it last told the worker, to tell a change
+ * of keys from a refresh (a context made again loses its rollover counter). */
+struct mirror {
+	bool active, secure, hold, unencrypted_srtcp;
+	enum suite_id suite;
+	struct sdes_key ours, peer;
+};
+
+struct relay_session {
+	struct relay *r;
+	size_t n;
+	struct wleg w[2][RELAY_MAX_STREAMS];
+	struct mirror m[2][RELAY_MAX_STREAMS];
+	struct relay_counters ctr[2][RELAY_MAX_STREAMS][2][2]; /* [leg][i][kind][dir] */
+	_Atomic uint64_t last_rx_ms;
+	void (*done)(void *arg);
+	void *done_arg;
+	struct relay_session *prev, *next; /* the worker's list */
+};
+
+struct relay {
+	struct event_base *main_base, *base;
+	pthread_t thread;
+	bool started;
+	struct queue to_worker, to_main;
+	struct event ev_cmd, ev_done;
+	bool events;			/* ev_cmd and ev_done are assigned */
+	struct relay_session *sessions; /* the worker's */
+	uint8_t buf[RELAY_BUF];		/* the worker's one packet buffer */
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void add(_Atomic uint64_t *c, uint64_t v)
+{
+	atomic_fetch_add_explicit(c, v, memory_order_relaxed);
+}
+
+/* ---- queues ---- */
+
+static int queue_init(struct queue *q)
+{
+	q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (q->efd < 0)
+		return errno;
+	pthread_mutex_init(&q->mu, NULL);
+	q->head = q->tail = NULL;
+	return 0;
+}
+
+static void queue_fini(struct queue *q)
+{
+	if (q->efd >= 0)
+		close(q->efd);
+	q->efd = -1;
+	pthread_mutex_destroy(&q->mu);
+}
+
+static void queue_push(struct queue *q, struct cmd *c)
+{
+	uint64_t one = 1;
+
+	c->next = NULL;
+	pthread_mutex_lock(&q->mu);
+	if (q->tail)
+		q->tail->next = c;
+	else
+		q->head = c;
+	q->tail = c;
+	pthread_mutex_unlock(&q->mu);
+	/* a full counter (never in practice) still leaves the fd readable */
+	if (write(q->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		LOG_ERROR(NULL, "cannot wake the media worker", LF_S("error", strerror(errno)));
+}
+
+/* Takes the whole queue, oldest first. */
+static struct cmd *queue_take(struct queue *q)
+{
+	struct cmd *c;
+	uint64_t v;
+
+	if (read(q->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return NULL;
+	pthread_mutex_lock(&q->mu);
+	c = q->head;
+	q->head = q->tail = NULL;
+	pthread_mutex_unlock(&q->mu);
+	return c;
+}
+
+/* ---- sources ---- */
+
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b, bool port)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+
+		return x->sin_addr.s_addr == y->sin_addr.s_addr &&
+		       (!port || x->sin_port == y->sin_port);
+	}
+	if (a->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+
+		return memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0 &&
+		       (!port || x->sin6_port == y->sin6_port);
+	}
+	return false;
+}
+
+/* The address packets of kind come from and go to, as signalled: with
+ * rtcp-mux RTCP shares the RTP address. */
+static const struct sockaddr_storage *signalled(const struct wleg *l, enum relay_kind kind)
+{
+	return &l->p.addr[l->p.mux ? RELAY_RTP : kind];
+}
+
+/* Where packets of kind go to l's peer: the latched source, else the SDP. */
+static const struct sockaddr_storage *dest_of(const struct wleg *l, enum relay_kind kind,
+					      socklen_t *len)
+{
+	enum relay_kind k = l->p.mux ? RELAY_RTP : kind;
+
+	if (l->latch[k].ss_family != AF_UNSPEC) {
+		*len = l->latch_len[k];
+		return &l->latch[k];
+	}
+	*len = l->p.addr_len[k];
+	return &l->p.addr[k];
+}
+
+/* Is src the peer of l for kind, before any check of content? */
+static bool expected(const struct wleg *l, enum relay_kind kind, const struct sockaddr_storage *src)
+{
+	enum relay_kind k = l->p.mux ? RELAY_RTP : kind;
+
+	if (l->latch[k].ss_family != AF_UNSPEC)
+		return same_addr(&l->latch[k], src, true);
+	if (!l->p.secure && l->p.latching == LATCH_LEARN)
+		return same_addr(signalled(l, kind), src, false);
+	return same_addr(signalled(l, kind), src, true);
+}
+
+static void latch(struct wleg *l, enum relay_kind kind, const struct sockaddr_storage *src,
+		  socklen_t len)
+{
+	enum relay_kind k = l->p.mux ? RELAY_RTP : kind;
+
+	l->latch[k] = *src;
+	l->latch_len[k] = len;
+}
+
+/* ---- the packet path ---- */
+
+/* A new source, or the same one starting over: the output goes on from
+ * the last packet sent. */
+static void own_rebase(struct own *o, const struct rtp_hdr *h, uint64_t now)
+{
+	uint64_t el = now > o->out_ms ? now - o->out_ms : 0;
+
+	o->in_ssrc = h->ssrc;
+	o->in_seq = h->seq;
+	o->seq_off = (uint16_t)(o->out_max + 1 - h->seq);
+	o->ts_off = o->out_ts + (uint32_t)(el ? el * RTP_RATE_KHZ : 1) - h->ts;
+}
+
+/* Renumbers an RTP packet for a secure leg under srtpbridge's SSRC. */
+static void own_rewrite(struct own *o, uint8_t *p, const struct rtp_hdr *h, uint64_t now)
+{
+	uint16_t seq;
+	uint32_t ts;
+	int16_t back;
+
+	if (!o->init) {
+		o->init = true;
+		o->in_ssrc = h->ssrc;
+		o->in_seq = h->seq;
+		o->seq_off = (uint16_t)(o->seq_base - h->seq);
+		o->ts_off = o->ts_base - h->ts;
+		o->out_max = (uint16_t)(o->seq_base - 1);
+		o->sent = 0;
+	} else {
+		int16_t d = (int16_t)(h->seq - o->in_seq);
+
+		if (h->ssrc != o->in_ssrc || d > MAX_DROPOUT || d < -MAX_MISORDER)
+			own_rebase(o, h, now);
+		else if (d > 0)
+			o->in_seq = h->seq;
+	}
+	/* A packet that would reuse a number already sent is no reordering: the
+	 * source started over a few packets back (an IVR's next prompt under the
+	 * same SSRC), or it is a duplicate. Either way it goes out under a new
+	 * number; sent again, it would only be the receiver's replay_fail. */
+	seq = (uint16_t)(h->seq + o->seq_off);
+	back = (int16_t)(o->out_max - seq);
+	if (back >= 0 && (back >= MAX_MISORDER || (o->sent >> back) & 1)) {
+		own_rebase(o, h, now);
+		seq = (uint16_t)(h->seq + o->seq_off);
+		back = -1;
+	}
+	ts = h->ts + o->ts_off;
+	if (back < 0) {
+		unsigned ahead = (uint16_t)(seq - o->out_max);
+
+		o->sent = ahead >= 64 ? 0 : o->sent << ahead;
+		o->sent |= 1;
+		o->out_max = seq;
+		o->out_ts = ts;
+		o->out_ms = now;
+	} else {
+		o->sent |= 1ull << back;
+	}
+	rtp_set_seq(p, seq);
+	rtp_set_ts(p, ts);
+	rtp_set_ssrc(p, o->ssrc);
+}
+
+static void count_result(struct relay_counters *c, enum srtpctx_result r)
+{
+	switch (r) {
+	case SRTPCTX_OK:
+		break;
+	case SRTPCTX_AUTH_FAIL:
+		add(&c->auth_fail, 1);
+		break;
+	case SRTPCTX_REPLAY_FAIL:
+		add(&c->replay_fail, 1);
+		break;
+	case SRTPCTX_CANT_CHECK:
+		add(&c->cant_check, 1);
+		break;
+	default:
+		add(&c->errors, 1);
+		break;
+	}
+}
+
+/* A packet accepted from x's peer, in buf[0..len) with room to RELAY_BUF,
+ * goes to the other leg's peer. */
+static void forward(struct wleg *x, enum relay_kind kind, uint8_t *buf, size_t len, uint64_t now)
+{
+	struct relay_session *s = x->s;
+	struct wleg *y = &s->w[!x->leg][x->i];
+	struct relay_counters *out = &s->ctr[y->leg][y->i][kind][RELAY_OUT];
+	const struct sockaddr_storage *to;
+	socklen_t tolen = 0;
+	enum srtpctx_result r = SRTPCTX_OK;
+	struct rtp_hdr h;
+
+	if (!y->p.active) {
+		add(&out->errors, 1);
+		return;
+	}
+	to = dest_of(y, kind, &tolen);
+	if (to->ss_family == AF_UNSPEC)
+		return; /* the peer signalled no address (hold with 0.0.0.0, port 0) */
+	if (kind == RELAY_RTP) {
+		if (rtp_parse(buf, len, &h)) {
+			add(&out->errors, 1);
+			return;
+		}
+		if (y->p.secure) {
+			own_rewrite(&y->own, buf, &h, now);
+			r = srtpctx_protect_rtp(y->p.out, buf, &len, RELAY_BUF);
+		}
+	} else {
+		if (rtcp_check(buf, len)) {
+			add(&out->errors, 1);
+			return;
+		}
+		/* the secure peer's reports are about our SSRC: to the plain
+		 * peer they speak of its own */
+		if (x->p.secure && !y->p.secure && x->own.init)
+			rtcp_map_source_ssrc(buf, len, x->own.ssrc, x->own.in_ssrc);
+		if (y->p.secure) {
+			rtcp_set_sender_ssrc(buf, len, y->own.ssrc);
+			r = srtpctx_protect_rtcp(y->p.out, buf, &len, RELAY_BUF);
+		}
+	}
+	if (r != SRTPCTX_OK) {
+		count_result(out, r);
+		return;
+	}
+	if (sendto(y->fd[kind == RELAY_RTCP && !y->p.mux ? RELAY_RTCP : RELAY_RTP], buf, len,
+		   MSG_DONTWAIT, (const struct sockaddr *)to, tolen) < 0) {
+		add(&out->errors, 1);
+		return;
+	}
+	add(&out->packets, 1);
+	add(&out->bytes, len);
+	atomic_store_explicit(&out->last_ms, now, memory_order_relaxed);
+}
+
+static void receive(struct wleg *x, enum relay_kind kind, uint8_t *buf, size_t len,
+		    const struct sockaddr_storage *src, socklen_t srclen, uint64_t now)
+{
+	struct relay_session *s = x->s;
+	struct relay_counters *in;
+	enum srtpctx_result r;
+	bool exp;
+
+	if (kind == RELAY_RTP && x->p.mux && rtp_is_rtcp(buf, len))
+		kind = RELAY_RTCP;
+	in = &s->ctr[x->leg][x->i][kind][RELAY_IN];
+	if (!x->p.active) {
+		add(&in->errors, 1); /* before the answer, or a stream declined */
+		return;
+	}
+	exp = expected(x, kind, src);
+	if (x->p.secure) {
+		/* anyone may try; only a packet that authenticates counts, or
+		 * moves the latch (symmetric RTP through NAT) */
+		r = kind == RELAY_RTP ? srtpctx_unprotect_rtp(x->p.in, buf, &len)
+				      : srtpctx_unprotect_rtcp(x->p.in, buf, &len);
+		if (r != SRTPCTX_OK) {
+			if (exp)
+				count_result(in, r);
+			else
+				add(&in->unexpected_source, 1);
+			return;
+		}
+		if (!exp || x->latch[x->p.mux ? RELAY_RTP : kind].ss_family == AF_UNSPEC)
+			latch(x, kind, src, srclen);
+	} else {
+		if (!exp) {
+			add(&in->unexpected_source, 1);
+			return;
+		}
+		if (x->p.latching == LATCH_LEARN &&
+		    x->latch[x->p.mux ? RELAY_RTP : kind].ss_family == AF_UNSPEC)
+			latch(x, kind, src, srclen);
+	}
+	add(&in->packets, 1);
+	add(&in->bytes, len);
+	atomic_store_explicit(&in->last_ms, now, memory_order_relaxed);
+	atomic_store_explicit(&s->last_rx_ms, now, memory_order_relaxed);
+	forward(x, kind, buf, len, now);
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct fdref *ref = arg;
+	struct wleg *x = ref->l;
+	struct relay *r = x->s->r;
+	uint64_t now = now_ms();
+
+	for (int i = 0; i < READS_PER_RUN; i++) {
+		struct sockaddr_storage src;
+		socklen_t srclen = sizeof(src);
+		/* room after the packet for the trailer a protect adds */
+		ssize_t n = recvfrom(fd, r->buf, RELAY_BUF - SRTPCTX_TRAILER_MAX, MSG_DONTWAIT,
+				     (struct sockaddr *)&src, &srclen);
+
+		if (n < 0)
+			return; /* EAGAIN, or an ICMP error of an earlier send */
+		receive(x, ref->kind, r->buf, (size_t)n, &src, srclen, now);
+	}
+}
+
+/* ---- the worker's commands ---- */
+
+static void wleg_stop(struct wleg *l)
+{
+	for (int k = 0; k < 2; k++) {
+		if (l->ev_added[k])
+			event_del(&l->ev[k]);
+		l->ev_added[k] = false;
+	}
+	srtpctx_destroy(l->p.in);
+	srtpctx_destroy(l->p.out);
+	l->p.in = l->p.out = NULL;
+}
+
+static void apply(struct wleg *l, struct wparams *np)
+{
+	struct wparams *p = &l->p;
+
+	for (int k = 0; k < 2; k++)
+		if (!same_addr(&p->addr[k], &np->addr[k], true) || p->secure != np->secure) {
+			/* a new address (a transfer, a new media server): learn again */
+			memset(&l->latch[k], 0, sizeof(l->latch[k]));
+			l->latch_len[k] = 0;
+		}
+	if (np->replace_in) {
+		srtpctx_destroy(p->in);
+		p->in = np->in;
+	}
+	if (np->replace_out) {
+		srtpctx_destroy(p->out);
+		p->out = np->out;
+	}
+	np->in = np->out = NULL;
+	p->active = np->active && (!np->secure || (p->in && p->out));
+	p->secure = np->secure;
+	p->mux = np->mux;
+	p->latching = np->latching;
+	memcpy(p->addr, np->addr, sizeof(p->addr));
+	memcpy(p->addr_len, np->addr_len, sizeof(p->addr_len));
+}
+
+static void session_add(struct relay *r, struct relay_session *s)
+{
+	s->next = r->sessions;
+	if (r->sessions)
+		r->sessions->prev = s;
+	r->sessions = s;
+	for (int leg = 0; leg < 2; leg++)
+		for (size_t i = 0; i < s->n; i++) {
+			struct wleg *l = &s->w[leg][i];
+
+			for (int k = 0; k < 2; k++) {
+				if (l->fd[k] < 0)
+					continue;
+				event_assign(&l->ev[k], r->base, l->fd[k], EV_READ | EV_PERSIST,
+					     on_readable, &l->ref[k]);
+				l->ev_added[k] = event_add(&l->ev[k], NULL) == 0;
+			}
+		}
+}
+
+static void session_remove(struct relay *r, struct relay_session *s, struct cmd *c)
+{
+	for (int leg = 0; leg < 2; leg++)
+		for (size_t i = 0; i < s->n; i++)
+			wleg_stop(&s->w[leg][i]);
+	if (s->prev)
+		s->prev->next = s->next;
+	else if (r->sessions == s)
+		r->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->prev = s->next = NULL;
+	queue_push(&r->to_main, c); /* the main thread finishes it */
+}
+
+static void free_params(struct wparams (*p)[RELAY_MAX_STREAMS])
+{
+	if (!p)
+		return;
+	for (int leg = 0; leg < 2; leg++)
+		for (size_t i = 0; i < RELAY_MAX_STREAMS; i++) {
+			srtpctx_destroy(p[leg][i].in);
+			srtpctx_destroy(p[leg][i].out);
+		}
+	free(p);
+}
+
+static void on_cmd(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay *r = arg;
+	struct cmd *c = queue_take(&r->to_worker), *next;
+
+	for (; c; c = next) {
+		next = c->next;
+		switch (c->type) {
+		case CMD_ADD:
+			session_add(r, c->s);
+			free(c);
+			break;
+		case CMD_UPDATE:
+			for (int leg = 0; leg < 2; leg++)
+				for (size_t i = 0; i < c->s->n; i++)
+					apply(&c->s->w[leg][i], &c->p[leg][i]);
+			free_params(c->p);
+			free(c);
+			break;
+		case CMD_REMOVE:
+			session_remove(r, c->s, c);
+			break;
+		case CMD_STOP:
+			while (r->sessions) {
+				struct cmd *rm = calloc(1, sizeof(*rm));
+
+				if (!rm)
+					break; /* the main thread finishes what is left */
+				rm->type = CMD_REMOVE;
+				rm->s = r->sessions;
+				session_remove(r, r->sessions, rm);
+			}
+			free(c);
+			event_base_loopbreak(r->base);
+			break;
+		}
+	}
+}
+
+static void *worker(void *arg)
+{
+	struct relay *r = arg;
+
+	event_base_dispatch(r->base);
+	return NULL;
+}
+
+/* ---- the main thread ---- */
+
+static void finish(struct relay_session *s);
+
+static void on_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay *r = arg;
+	struct cmd *c = queue_take(&r->to_main), *next;
+
+	for (; c; c = next) {
+		next = c->next;
+		finish(c->s);
+		free(c);
+	}
+}
+
+int relay_create(struct relay **out, struct event_base *main_base)
+{
+	struct relay *r = calloc(1, sizeof(*r));
+	struct event_config *ecfg;
+	int err;
+
+	if (!r)
+		return ENOMEM;
+	r->main_base = main_base;
+	r->to_worker.efd = r->to_main.efd = -1;
+	err = queue_init(&r->to_worker);
+	if (!err)
+		err = queue_init(&r->to_main);
+	ecfg = event_config_new();
+	if (!err && ecfg) {
+		event_config_set_flag(ecfg, EVENT_BASE_FLAG_NOLOCK);
+		r->base = event_base_new_with_config(ecfg);
+	}
+	event_config_free(ecfg);
+	if (!err && !r->base)
+		err = ENOMEM;
+	if (!err) {
+		event_assign(&r->ev_cmd, r->base, r->to_worker.efd, EV_READ | EV_PERSIST, on_cmd,
+			     r);
+		event_assign(&r->ev_done, main_base, r->to_main.efd, EV_READ | EV_PERSIST, on_done,
+			     r);
+		r->events = true;
+		if (event_add(&r->ev_cmd, NULL) || event_add(&r->ev_done, NULL))
+			err = ENOMEM;
+	}
+	if (!err) {
+		err = pthread_create(&r->thread, NULL, worker, r);
+		r->started = err == 0;
+	}
+	if (err) {
+		relay_destroy(r);
+		return err;
+	}
+	*out = r;
+	return 0;
+}
+
+void relay_destroy(struct relay *r)
+{
+	if (!r)
+		return;
+	if (r->started) {
+		struct cmd *c = calloc(1, sizeof(*c));
+
+		if (c) {
+			c->type = CMD_STOP;
+			queue_push(&r->to_worker, c);
+			pthread_join(r->thread, NULL);
+		} else {
+			pthread_cancel(r->thread); /* no memory for a polite stop */
+			pthread_join(r->thread, NULL);
+		}
+	}
+	if (r->events) {
+		on_cmd(-1, 0, r); /* commands posted after the stop: finish them here */
+		on_done(-1, 0, r);
+		event_del(&r->ev_cmd);
+		event_del(&r->ev_done);
+	}
+	if (r->base)
+		event_base_free(r->base);
+	queue_fini(&r->to_worker);
+	queue_fini(&r->to_main);
+	free(r);
+}
+
+int relay_session_create(struct relay_session **out, struct relay *r, size_t nstreams,
+			 const int fds[2][RELAY_MAX_STREAMS],
+			 const int fds_rtcp[2][RELAY_MAX_STREAMS])
+{
+	struct relay_session *s;
+	struct cmd *c = NULL;
+
+	if (nstreams == 0 || nstreams > RELAY_MAX_STREAMS)
+		return EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s || (r && !(c = calloc(1, sizeof(*c))))) {
+		free(s);
+		return ENOMEM;
+	}
+	s->r = r;
+	s->n = nstreams;
+	for (int leg = 0; leg < 2; leg++)
+		for (size_t i = 0; i < nstreams; i++) {
+			struct wleg *l = &s->w[leg][i];
+
+			l->s = s;
+			l->leg = leg;
+			l->i = i;
+			l->fd[RELAY_RTP] = fds[leg][i];
+			l->fd[RELAY_RTCP] = fds_rtcp[leg][i];
+			l->ref[RELAY_RTP] = (struct fdref){ l, RELAY_RTP };
+			l->ref[RELAY_RTCP] = (struct fdref){ l, RELAY_RTCP };
+			/* our SSRC and where our numbering starts: random (RFC
+			 * 3550 5.1), so that no two calls collide and a known
+			 * plaintext start does not help an attacker */
+			RAND_bytes((unsigned char *)&l->own.ssrc, sizeof(l->own.ssrc));
+			RAND_bytes((unsigned char *)&l->own.seq_base, sizeof(l->own.seq_base));
+			RAND_bytes((unsigned char *)&l->own.ts_base, sizeof(l->own.ts_base));
+			l->own.seq_base &= 0x7fff; /* far from a wrap at the start */
+		}
+	if (c) {
+		c->type = CMD_ADD;
+		c->s = s;
+		queue_push(&r->to_worker, c);
+	}
+	*out = s;
+	return 0;
+}
+
+static bool same_key(const struct sdes_key *a, const struct sdes_key *b)
+{
+	return secret_equal(&a->keysalt, &b->keysalt) && a->has_mki == b->has_mki &&
+	       (!a->has_mki || (a->mki == b->mki && a->mki_len == b->mki_len));
+}
+
+static void mirror_wipe(struct mirror *m)
+{
+	OPENSSL_cleanse(m, sizeof(*m));
+}
+
+int relay_session_update(struct relay_session *s,
+			 const struct relay_stream_params p[2][RELAY_MAX_STREAMS], size_t nstreams)
+{
+	struct wparams(*w)[RELAY_MAX_STREAMS] = calloc(2, sizeof(*w));
+	struct cmd *c = calloc(1, sizeof(*c));
+	int err = 0;
+
+	if (!w || !c) {
+		free(w);
+		free(c);
+		return ENOMEM;
+	}
+	for (int leg = 0; leg < 2 && !err; leg++)
+		for (size_t i = 0; i < s->n && !err; i++) {
+			const struct relay_stream_params *q = &p[leg][i];
+			const struct mirror *m = &s->m[leg][i];
+			struct wparams *np = &w[leg][i];
+			bool keyed = i < nstreams && q->active && q->secure;
+			bool same = keyed && m->secure && m->suite == q->suite &&
+				    m->unencrypted_srtcp == q->unencrypted_srtcp;
+
+			if (i >= nstreams)
+				continue; /* inactive */
+			np->active = q->active;
+			np->secure = q->secure;
+			np->mux = q->rtcp_mux;
+			np->latching = q->latching;
+			np->addr[RELAY_RTP] = q->rtp;
+			np->addr_len[RELAY_RTP] = q->rtp_len;
+			np->addr[RELAY_RTCP] = q->rtcp;
+			np->addr_len[RELAY_RTCP] = q->rtcp_len;
+			if (!keyed) {
+				np->replace_in = np->replace_out = m->secure;
+				continue;
+			}
+			if (!same || !same_key(&m->peer, &q->peer)) {
+				np->replace_in = true;
+				err = srtpctx_create(
+					&np->in, SRTPCTX_INBOUND,
+					&(struct srtpctx_params){ .suite = q->suite,
+								  .key = &q->peer,
+								  .unencrypted_srtcp =
+									  q->unencrypted_srtcp });
+			}
+			if (!err && (!same || !same_key(&m->ours, &q->ours))) {
+				np->replace_out = true;
+				err = srtpctx_create(
+					&np->out, SRTPCTX_OUTBOUND,
+					&(struct srtpctx_params){ .suite = q->suite,
+								  .key = &q->ours,
+								  .unencrypted_srtcp =
+									  q->unencrypted_srtcp });
+			}
+		}
+	if (err) {
+		free_params(w);
+		free(c);
+		return err;
+	}
+	for (int leg = 0; leg < 2; leg++)
+		for (size_t i = 0; i < s->n; i++) {
+			struct mirror *m = &s->m[leg][i];
+
+			mirror_wipe(m);
+			if (i >= nstreams)
+				continue;
+			m->active = p[leg][i].active;
+			m->secure = p[leg][i].active && p[leg][i].secure;
+			m->hold = p[leg][i].active && p[leg][i].hold;
+			m->suite = p[leg][i].suite;
+			m->unencrypted_srtcp = p[leg][i].unencrypted_srtcp;
+			if (m->secure) {
+				m->ours = p[leg][i].ours;
+				m->peer = p[leg][i].peer;
+			}
+		}
+	if (!s->r) { /* no worker: the parameters only, for tests */
+		for (int leg = 0; leg < 2; leg++)
+			for (size_t i = 0; i < s->n; i++)
+				apply(&s->w[leg][i], &w[leg][i]);
+		free_params(w);
+		free(c);
+		return 0;
+	}
+	c->type = CMD_UPDATE;
+	c->s = s;
+	c->p = w;
+	queue_push(&s->r->to_worker, c);
+	return 0;
+}
+
+static void finish(struct relay_session *s)
+{
+	void (*done)(void *) = s->done;
+	void *arg = s->done_arg;
+
+	for (int leg = 0; leg < 2; leg++)
+		for (size_t i = 0; i < RELAY_MAX_STREAMS; i++)
+			mirror_wipe(&s->m[leg][i]);
+	OPENSSL_cleanse(s->w, sizeof(s->w)); /* the worker is done with it */
+	free(s);
+	if (done)
+		done(arg);
+}
+
+void relay_session_remove(struct relay_session *s, void (*done)(void *arg), void *arg)
+{
+	struct cmd *c;
+
+	if (!s)
+		return;
+	s->done = done;
+	s->done_arg = arg;
+	if (!s->r || !(c = calloc(1, sizeof(*c)))) {
+		if (s->r) /* no memory to tell the worker: wait for it the hard way */
+			LOG_ERROR(NULL, "out of memory: a media session is left to the worker");
+		else {
+			for (int leg = 0; leg < 2; leg++)
+				for (size_t i = 0; i < s->n; i++)
+					wleg_stop(&s->w[leg][i]);
+			finish(s);
+		}
+		return;
+	}
+	c->type = CMD_REMOVE;
+	c->s = s;
+	queue_push(&s->r->to_worker, c);
+}
+
+void relay_session_counts(const struct relay_session *s, int leg, size_t i, enum relay_kind kind,
+			  enum relay_dir dir, struct relay_counts *out)
+{
+	const struct relay_counters *c;
+
+	memset(out, 0, sizeof(*out));
+	if (!s || leg < 0 || leg > 1 || i >= s->n)
+		return;
+	c = &s->ctr[leg][i][kind][dir];
+#define LOAD(f) out->f = atomic_load_explicit(&c->f, memory_order_relaxed)
+	LOAD(packets);
+	LOAD(bytes);
+	LOAD(auth_fail);
+	LOAD(replay_fail);
+	LOAD(cant_check);
+	LOAD(unexpected_source);
+	LOAD(errors);
+	out->last_ms = atomic_load_explicit(&c->last_ms, memory_order_relaxed);
+#undef LOAD
+}
+
+uint64_t relay_session_last_rx_ms(const struct relay_session *s)
+{
+	return s ? atomic_load_explicit(&s->last_rx_ms, memory_order_relaxed) : 0;
+}
+
+bool relay_session_on_hold(const struct relay_session *s)
+{
+	for (int leg = 0; s && leg < 2; leg++)
+		for (size_t i = 0; i < s->n; i++)
+			if (s->m[leg][i].hold)
+				return true;
+	return false;
+}

@@ -1,0 +1,1234 @@
+/* relay: the media worker over real sockets on 127.0.0.1. Test sockets play
+ * the carrier (secure leg A, with libsrtp2 through srtpctx at its end) and
+ * the IVR (plain leg B); a media session from a real port pool sits between
+ * them, run by a real relay thread. Updates reach the worker asynchronously:
+ * each test waits for them by sending until a packet gets through, and for
+ * counters by polling them against a deadline. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/event.h>
+
+#include "srtpbridge/media_session.h"
+#include "srtpbridge/portpool.h"
+#include "srtpbridge/relay.h"
+#include "srtpbridge/sdes.h"
+#include "srtpbridge/secret.h"
+#include "srtpbridge/srtpctx.h"
+#include "srtpbridge/srtplib.h"
+#include "srtpbridge/suite.h"
+
+#define WAIT_MS	    3000 /* the deadline of anything that should happen */
+#define BUF_SIZE    (1500 + SRTPCTX_TRAILER_MAX)
+#define PAYLOAD_LEN 160
+#define CAR_SSRC    0xca11ab1eu
+#define OTHER_SSRC  0x0badcafeu /* a source in report blocks that nobody rewrites */
+#define LEG_A	    MEDIA_LEG_A
+#define LEG_B	    MEDIA_LEG_B
+
+/* ---- time, ports, sockets ---- */
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void nap_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* A block of 16 ports nobody holds, below the ephemeral range, at an offset
+ * from the pid (the other unit tests use 42000..58000). */
+static uint16_t free_block(void)
+{
+	unsigned start = (unsigned)getpid() % 500;
+
+	for (unsigned k = 0; k < 500; k++) {
+		uint16_t base = (uint16_t)(21000 + ((start + k) % 500) * 16);
+		unsigned i;
+
+		for (i = 0; i < 16; i++) {
+			struct sockaddr_in sin = { .sin_family = AF_INET,
+						   .sin_port = htons((uint16_t)(base + i)) };
+			int fd = socket(AF_INET, SOCK_DGRAM, 0);
+			int ok = bind(fd, (struct sockaddr *)&sin, sizeof(sin));
+
+			close(fd);
+			if (ok != 0)
+				break;
+		}
+		if (i == 16)
+			return base;
+	}
+	fail_msg("no free block of ports");
+	return 0;
+}
+
+static struct sockaddr_in loopback(uint16_t port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	return sin;
+}
+
+/* A UDP socket on 127.0.0.1 and an ephemeral port, its address in *at. */
+static int udp_socket(struct sockaddr_in *at)
+{
+	struct sockaddr_in sin = loopback(0);
+	socklen_t len = sizeof(*at);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)at, &len), 0);
+	return fd;
+}
+
+static void set_addr(struct sockaddr_storage *ss, socklen_t *len, const struct sockaddr_in *sin)
+{
+	memset(ss, 0, sizeof(*ss));
+	memcpy(ss, sin, sizeof(*sin));
+	*len = sizeof(*sin);
+}
+
+static void send_to(int fd, const uint8_t *b, size_t n, const struct sockaddr_in *to)
+{
+	assert_int_equal(sendto(fd, b, n, 0, (const struct sockaddr *)to, sizeof(*to)), (ssize_t)n);
+}
+
+/* A datagram within timeout_ms, its length; -1 when none came. */
+static ssize_t recv_within(int fd, uint8_t *b, size_t cap, int timeout_ms, struct sockaddr_in *from)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	socklen_t len = sizeof(*from);
+
+	if (poll(&pfd, 1, timeout_ms) != 1)
+		return -1;
+	return recvfrom(fd, b, cap, MSG_DONTWAIT, (struct sockaddr *)from, &len);
+}
+
+/* The next datagram on fd, which must come within WAIT_MS from `from`. */
+static size_t recv_must(int fd, uint8_t *b, size_t cap, const struct sockaddr_in *from)
+{
+	struct sockaddr_in src;
+	ssize_t n = recv_within(fd, b, cap, WAIT_MS, &src);
+
+	if (n < 0)
+		fail_msg("nothing arrived within %d ms", WAIT_MS);
+	assert_int_equal(src.sin_addr.s_addr, from->sin_addr.s_addr);
+	assert_int_equal(ntohs(src.sin_port), ntohs(from->sin_port));
+	return (size_t)n;
+}
+
+/* Nothing is waiting on fd now. */
+static void assert_nothing(int fd)
+{
+	uint8_t b[BUF_SIZE];
+	struct sockaddr_in src;
+
+	assert_true(recv_within(fd, b, sizeof(b), 0, &src) < 0);
+}
+
+/* ---- packets ---- */
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	put16(p, (uint16_t)(v >> 16));
+	put16(p + 2, (uint16_t)v);
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)get16(p) << 16 | get16(p + 2);
+}
+
+/* RTP with a 12-byte header and PAYLOAD_LEN bytes that start with seq and
+ * ssrc's low half (so that a receiver can tell which packet it got). */
+static size_t build_rtp(uint8_t *p, uint8_t pt, bool marker, uint16_t seq, uint32_t ts,
+			uint32_t ssrc)
+{
+	p[0] = 0x80;
+	p[1] = (uint8_t)(pt | (marker ? 0x80 : 0));
+	put16(p + 2, seq);
+	put32(p + 4, ts);
+	put32(p + 8, ssrc);
+	put16(p + 12, seq);
+	put16(p + 14, (uint16_t)ssrc);
+	for (size_t i = 4; i < PAYLOAD_LEN; i++)
+		p[12 + i] = (uint8_t)(i * 13 + seq * 7 + pt);
+	return 12 + PAYLOAD_LEN;
+}
+
+/* An SR from ssrc with one report block about `about`, then an SDES with
+ * the CNAME of ssrc (RFC 3550 6.4.1, 6.5). */
+static size_t build_sr_sdes(uint8_t *p, uint32_t ssrc, uint32_t about)
+{
+	static const char cname[] = "media@203.0.113.7"; /* 17 bytes */
+	size_t n = 0, chunk;
+
+	p[n] = 0x81; /* V=2, RC=1 */
+	p[n + 1] = 200;
+	put16(p + n + 2, 12); /* 52 bytes */
+	put32(p + n + 4, ssrc);
+	for (size_t i = 8; i < 28; i++) /* NTP, RTP timestamp, counts */
+		p[n + i] = (uint8_t)(i * 11 + ssrc);
+	put32(p + n + 28, about);
+	for (size_t i = 32; i < 52; i++) /* loss, jitter, LSR, DLSR */
+		p[n + i] = (uint8_t)(i * 5);
+	n += 52;
+	p[n] = 0x81; /* V=2, SC=1 */
+	p[n + 1] = 202;
+	put32(p + n + 4, ssrc);
+	p[n + 8] = 1; /* CNAME */
+	p[n + 9] = (uint8_t)(sizeof(cname) - 1);
+	memcpy(p + n + 10, cname, sizeof(cname) - 1);
+	chunk = 10 + sizeof(cname) - 1;
+	while (chunk % 4 != 0 || p[n + chunk - 1] != 0) /* end item and padding */
+		p[n + chunk++] = 0;
+	put16(p + n + 2, (uint16_t)(chunk / 4 - 1));
+	return n + chunk;
+}
+
+/* An RR from ssrc with one report block about `about`. */
+static size_t build_rr(uint8_t *p, uint32_t ssrc, uint32_t about)
+{
+	p[0] = 0x81;
+	p[1] = 201;
+	put16(p + 2, 7); /* 32 bytes */
+	put32(p + 4, ssrc);
+	put32(p + 8, about);
+	for (size_t i = 12; i < 32; i++)
+		p[i] = (uint8_t)(i * 3);
+	return 32;
+}
+
+/* ---- srtp at the carrier's end ---- */
+
+static bool usable(enum suite_id s)
+{
+	const char *why = "";
+
+	if (suite_usable(s, &why))
+		return true;
+	print_message("skipping %s: %s\n", suite_name(s), why);
+	return false;
+}
+
+static void random_key(struct sdes_key *k, enum suite_id s)
+{
+	memset(k, 0, sizeof(*k));
+	assert_int_equal(secret_random(&k->keysalt, suite_keysalt_len(s)), 0);
+}
+
+static struct srtpctx *make_ctx(enum srtpctx_dir dir, enum suite_id s, const struct sdes_key *k,
+				bool unencrypted_srtcp)
+{
+	struct srtpctx_params p = { .suite = s, .key = k, .unencrypted_srtcp = unencrypted_srtcp };
+	struct srtpctx *c = NULL;
+
+	assert_int_equal(srtpctx_create(&c, dir, &p), 0);
+	return c;
+}
+
+/* ---- the fixture: a relay, a pool, a session, a carrier and an IVR ---- */
+
+struct opts {
+	enum suite_id suite;
+	bool unencrypted_srtcp;
+	bool mux_a;		     /* rtcp-mux on the carrier's leg */
+	enum media_latching latch_b; /* the IVR's leg */
+};
+
+struct fx {
+	struct event_base *base;
+	struct relay *r;
+	struct portpool *pool;
+	struct media_session *s;
+	struct opts o;
+	struct relay_stream_params p[2][RELAY_MAX_STREAMS];
+	/* srtpbridge's sockets */
+	struct sockaddr_in a_rtp, a_rtcp, b_rtp, b_rtcp;
+	/* the carrier: RTP and RTCP sockets, libsrtp2 both ways */
+	int car, car_rtcp;
+	struct sockaddr_in car_at, car_rtcp_at;
+	struct srtpctx *car_tx, *car_rx;
+	uint16_t car_seq;
+	uint32_t car_ts;
+	/* the IVR */
+	int ivr, ivr_rtcp;
+	struct sockaddr_in ivr_at, ivr_rtcp_at;
+	uint16_t ivr_seq;
+	uint32_t ivr_ts, ivr_ssrc;
+	/* what the carrier has seen of srtpbridge's RTP */
+	bool seen;
+	uint32_t bridge_ssrc;
+	uint16_t out_seq;
+	uint32_t out_ts;
+	/* what some tests add: a third socket, a carrier under a wrong key */
+	int extra;
+	struct sdes_key wrong;
+	struct srtpctx *wrong_tx;
+	bool live;
+};
+
+/* One at a time, here so that a failed test's teardown can release it. */
+static struct fx the_fx;
+
+static int setup_group(void **state)
+{
+	(void)state;
+	return srtplib_init() == 0 ? 0 : -1;
+}
+
+static int teardown_group(void **state)
+{
+	(void)state;
+	srtplib_shutdown();
+	return 0;
+}
+
+static struct opts defaults(enum suite_id suite)
+{
+	return (struct opts){ .suite = suite, .latch_b = LATCH_STRICT };
+}
+
+static void fx_release(struct fx *f);
+
+/* Everything but the first update. */
+static struct fx *fx_init(struct opts o)
+{
+	struct fx *f = &the_fx;
+	uint16_t base = free_block();
+	struct relay_stream_params *a, *b;
+
+	if (f->live)
+		fx_release(f);
+	memset(f, 0, sizeof(*f));
+	f->car = f->car_rtcp = f->ivr = f->ivr_rtcp = f->extra = -1;
+	f->live = true;
+	f->o = o;
+	f->base = event_base_new();
+	assert_non_null(f->base);
+	assert_int_equal(relay_create(&f->r, f->base), 0);
+	assert_int_equal(portpool_create(&f->pool, base, (uint16_t)(base + 15), 0, NULL, NULL), 0);
+	assert_int_equal(media_session_create(&f->s, f->pool, f->r, "127.0.0.1", "127.0.0.1", 1),
+			 0);
+	f->a_rtp = loopback(media_session_port(f->s, LEG_A, 0));
+	f->a_rtcp = loopback((uint16_t)(media_session_port(f->s, LEG_A, 0) + 1));
+	f->b_rtp = loopback(media_session_port(f->s, LEG_B, 0));
+	f->b_rtcp = loopback((uint16_t)(media_session_port(f->s, LEG_B, 0) + 1));
+
+	f->car = udp_socket(&f->car_at);
+	f->car_rtcp = udp_socket(&f->car_rtcp_at);
+	f->ivr = udp_socket(&f->ivr_at);
+	f->ivr_rtcp = udp_socket(&f->ivr_rtcp_at);
+
+	a = &f->p[LEG_A][0];
+	a->active = true;
+	a->secure = true;
+	a->suite = o.suite;
+	a->unencrypted_srtcp = o.unencrypted_srtcp;
+	random_key(&a->ours, o.suite);
+	random_key(&a->peer, o.suite);
+	set_addr(&a->rtp, &a->rtp_len, &f->car_at);
+	set_addr(&a->rtcp, &a->rtcp_len, o.mux_a ? &f->car_at : &f->car_rtcp_at);
+	a->rtcp_mux = o.mux_a;
+	a->latching = LATCH_STRICT;
+	b = &f->p[LEG_B][0];
+	b->active = true;
+	set_addr(&b->rtp, &b->rtp_len, &f->ivr_at);
+	set_addr(&b->rtcp, &b->rtcp_len, &f->ivr_rtcp_at);
+	b->latching = o.latch_b;
+
+	/* the carrier protects with the key it announced (our `peer`) and
+	 * unprotects with the one we announced to it (`ours`) */
+	f->car_tx = make_ctx(SRTPCTX_OUTBOUND, o.suite, &a->peer, o.unencrypted_srtcp);
+	f->car_rx = make_ctx(SRTPCTX_INBOUND, o.suite, &a->ours, o.unencrypted_srtcp);
+	f->car_seq = 4000;
+	f->car_ts = 160000;
+	f->ivr_seq = 1000;
+	f->ivr_ts = 80000;
+	f->ivr_ssrc = 0x1c0ffee1u;
+	return f;
+}
+
+static void fx_update(struct fx *f)
+{
+	assert_int_equal(media_session_update(f->s, (const void *)f->p, 1), 0);
+}
+
+static const struct relay_session *rs(const struct fx *f)
+{
+	return media_session_relay(f->s);
+}
+
+static struct relay_counts counts(const struct fx *f, int leg, enum relay_kind kind,
+				  enum relay_dir dir)
+{
+	struct relay_counts c;
+
+	relay_session_counts(rs(f), leg, 0, kind, dir, &c);
+	return c;
+}
+
+/* Polls one counter until it reaches want (counters are bumped by the
+ * worker, possibly just after the packet left). */
+static void wait_count(const struct fx *f, int leg, enum relay_kind kind, enum relay_dir dir,
+		       size_t off, const char *name, uint64_t want)
+{
+	uint64_t deadline = mono_ms() + WAIT_MS, v;
+
+	for (;;) {
+		struct relay_counts c = counts(f, leg, kind, dir);
+
+		memcpy(&v, (const uint8_t *)&c + off, sizeof(v));
+		if (v == want)
+			return;
+		if (mono_ms() > deadline)
+			fail_msg("leg %c %s %s %s: %llu, want %llu", leg ? 'B' : 'A',
+				 kind == RELAY_RTP ? "rtp" : "rtcp", dir == RELAY_IN ? "in" : "out",
+				 name, (unsigned long long)v, (unsigned long long)want);
+		nap_ms(1);
+	}
+}
+
+#define WAIT_COUNT(f, leg, kind, dir, field, want)                                                 \
+	wait_count(f, leg, kind, dir, offsetof(struct relay_counts, field), #field, want)
+
+/* The carrier's next RTP packet: plain in plain[0..*plain_len), protected
+ * with ctx in wire; the wire length. */
+static size_t car_protect_next(struct fx *f, struct srtpctx *ctx, uint8_t *plain, size_t *plain_len,
+			       uint8_t *wire)
+{
+	size_t n = build_rtp(plain, 0, f->car_seq == 4000, f->car_seq, f->car_ts, CAR_SSRC);
+	size_t len = n;
+
+	*plain_len = n;
+	f->car_seq++;
+	f->car_ts += 160;
+	memcpy(wire, plain, n);
+	assert_int_equal(srtpctx_protect_rtp(ctx, wire, &len, BUF_SIZE), SRTPCTX_OK);
+	return len;
+}
+
+/* ... and sends it from fd to leg A. */
+static size_t car_send_rtp_with(struct fx *f, struct srtpctx *ctx, int fd, uint8_t *plain,
+				size_t *plain_len, uint8_t *wire)
+{
+	size_t len = car_protect_next(f, ctx, plain, plain_len, wire);
+
+	send_to(fd, wire, len, &f->a_rtp);
+	return len;
+}
+
+static size_t car_send_rtp(struct fx *f, uint8_t *plain)
+{
+	uint8_t wire[BUF_SIZE];
+	size_t n;
+
+	car_send_rtp_with(f, f->car_tx, f->car, plain, &n, wire);
+	return n;
+}
+
+/* The IVR receives the carrier's packet plain[0..n) as it is. */
+static void ivr_recv_exact(int fd, const uint8_t *plain, size_t n, const struct sockaddr_in *from)
+{
+	uint8_t b[BUF_SIZE];
+	size_t got = recv_must(fd, b, sizeof(b), from);
+
+	assert_int_equal(got, n);
+	assert_memory_equal(b, plain, n);
+}
+
+/* The IVR sends RTP with its current SSRC and next sequence number. */
+static size_t ivr_send_rtp(struct fx *f, uint8_t *plain)
+{
+	size_t n = build_rtp(plain, 8, (f->ivr_seq & 7) == 0, f->ivr_seq, f->ivr_ts, f->ivr_ssrc);
+
+	f->ivr_seq++;
+	f->ivr_ts += 160;
+	send_to(f->ivr, plain, n, &f->b_rtp);
+	return n;
+}
+
+/* Plain RTP from fd to leg B that is not the IVR's: another PT and SSRC,
+ * the IVR's next sequence number (which it does not use up). */
+static void stranger_send_rtp(struct fx *f, int fd)
+{
+	uint8_t plain[BUF_SIZE];
+	size_t n = build_rtp(plain, 18, false, f->ivr_seq, f->ivr_ts, 0x57a4a6e4u);
+
+	send_to(fd, plain, n, &f->b_rtp);
+}
+
+/* The carrier receives within timeout_ms an SRTP packet on fd and
+ * unprotects it: it must authenticate, come under srtpbridge's one SSRC with
+ * the next sequence number. The plain packet in b; its length, or 0 when
+ * nothing came. */
+static size_t car_recv_rtp_within(struct fx *f, int fd, uint8_t *b, int timeout_ms)
+{
+	struct sockaddr_in src;
+	ssize_t got = recv_within(fd, b, BUF_SIZE, timeout_ms, &src);
+	size_t len;
+	enum srtpctx_result r;
+
+	if (got < 0)
+		return 0;
+	assert_int_equal(ntohs(src.sin_port), ntohs(f->a_rtp.sin_port));
+	len = (size_t)got;
+	r = srtpctx_unprotect_rtp(f->car_rx, b, &len);
+	if (r != SRTPCTX_OK)
+		fail_msg("the carrier cannot unprotect srtpbridge's packet: %s (after seq %u)",
+			 srtpctx_result_name(r), f->out_seq);
+	assert_int_equal(len + suite_get(f->o.suite)->rtp_tag_len, (size_t)got);
+	if (f->seen) {
+		assert_int_equal(get32(b + 8), f->bridge_ssrc);
+		if (get16(b + 2) != (uint16_t)(f->out_seq + 1))
+			fail_msg("output sequence number %u after %u", get16(b + 2), f->out_seq);
+		/* the IVR sends 20 ms apart or faster: the clock moves on, by a
+		 * packet's 160 or less, whatever the IVR's source does */
+		if (get32(b + 4) - f->out_ts - 1 >= 160)
+			fail_msg("output timestamp %u after %u", get32(b + 4), f->out_ts);
+	}
+	f->seen = true;
+	f->bridge_ssrc = get32(b + 8);
+	f->out_seq = get16(b + 2);
+	f->out_ts = get32(b + 4);
+	return len;
+}
+
+/* The carrier must receive srtpbridge's version of the IVR's plain[0..n):
+ * same length, marker, PT and payload. */
+static void car_recv_relayed(struct fx *f, int fd, const uint8_t *plain, size_t n)
+{
+	uint8_t b[BUF_SIZE];
+	size_t got = car_recv_rtp_within(f, fd, b, WAIT_MS);
+
+	if (got == 0)
+		fail_msg("the carrier got nothing within %d ms", WAIT_MS);
+	assert_int_equal(got, n);
+	assert_int_equal(b[0], plain[0]);
+	assert_int_equal(b[1], plain[1]); /* marker and PT */
+	assert_memory_equal(b + 12, plain + 12, n - 12);
+	assert_int_not_equal(f->bridge_ssrc, get32(plain + 8));
+}
+
+/* Sends IVR packets until one reaches the carrier: the update is in force
+ * (the worker handles commands and packets in order). Later packets of the
+ * same burst that were relayed too are received. */
+static void fx_sync(struct fx *f)
+{
+	uint64_t deadline = mono_ms() + WAIT_MS;
+	uint8_t plain[BUF_SIZE], b[BUF_SIZE];
+	uint16_t last;
+
+	for (;;) {
+		size_t got;
+
+		ivr_send_rtp(f, plain);
+		last = (uint16_t)(f->ivr_seq - 1);
+		got = car_recv_rtp_within(f, f->car, b, 50);
+		if (got) {
+			/* this one and every later one went through */
+			while (get16(b + 12) != last) {
+				got = car_recv_rtp_within(f, f->car, b, WAIT_MS);
+				assert_true(got > 0);
+			}
+			/* and was counted: every packet accepted was sent */
+			WAIT_COUNT(f, LEG_A, RELAY_RTP, RELAY_OUT, packets,
+				   counts(f, LEG_B, RELAY_RTP, RELAY_IN).packets);
+			return;
+		}
+		if (mono_ms() > deadline)
+			fail_msg("the update did not take effect within %d ms", WAIT_MS);
+	}
+}
+
+static struct fx *fx_start(struct opts o)
+{
+	struct fx *f = fx_init(o);
+
+	fx_update(f);
+	fx_sync(f);
+	return f;
+}
+
+/* A third socket on 127.0.0.1 (a stranger, the carrier after a NAT
+ * rebinding, an SDP port nobody sends from). */
+static int fx_extra_socket(struct fx *f, struct sockaddr_in *at)
+{
+	assert_int_equal(f->extra, -1);
+	f->extra = udp_socket(at);
+	return f->extra;
+}
+
+/* A carrier context under a key nobody negotiated. */
+static struct srtpctx *fx_wrong_tx(struct fx *f)
+{
+	random_key(&f->wrong, f->o.suite);
+	f->wrong_tx = make_ctx(SRTPCTX_OUTBOUND, f->o.suite, &f->wrong, f->o.unencrypted_srtcp);
+	return f->wrong_tx;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* Frees everything without a check: also the teardown of a failed test. */
+static void fx_release(struct fx *f)
+{
+	uint64_t deadline = mono_ms() + WAIT_MS;
+
+	media_session_destroy(f->s);
+	while (f->s && portpool_in_use_count(f->pool) != 0 && mono_ms() < deadline) {
+		event_base_loop(f->base, EVLOOP_NONBLOCK);
+		nap_ms(1);
+	}
+	relay_destroy(f->r); /* finishes what is left */
+	portpool_destroy(f->pool);
+	if (f->base)
+		event_base_free(f->base);
+	close_fd(&f->car);
+	close_fd(&f->car_rtcp);
+	close_fd(&f->ivr);
+	close_fd(&f->ivr_rtcp);
+	close_fd(&f->extra);
+	srtpctx_destroy(f->car_tx);
+	srtpctx_destroy(f->car_rx);
+	srtpctx_destroy(f->wrong_tx);
+	secret_wipe(&f->wrong.keysalt);
+	for (int leg = 0; leg < 2; leg++) {
+		secret_wipe(&f->p[leg][0].ours.keysalt);
+		secret_wipe(&f->p[leg][0].peer.keysalt);
+	}
+	memset(f, 0, sizeof(*f));
+}
+
+/* The removal the daemon does: the session is destroyed, the main loop
+ * turns until its ports are back in the pool, then the relay goes. */
+static void fx_fini(struct fx *f)
+{
+	uint64_t deadline = mono_ms() + WAIT_MS;
+
+	media_session_destroy(f->s);
+	f->s = NULL;
+	while (portpool_in_use_count(f->pool) != 0) {
+		if (mono_ms() > deadline)
+			fail_msg("the session's ports did not come back");
+		event_base_loop(f->base, EVLOOP_NONBLOCK);
+		nap_ms(1);
+	}
+	fx_release(f);
+}
+
+static int teardown_test(void **state)
+{
+	(void)state;
+	if (the_fx.live)
+		fx_release(&the_fx);
+	return 0;
+}
+
+/* ---- 1. RTP both ways, every suite ---- */
+
+static void rtp_both_ways_one_suite(enum suite_id suite)
+{
+	struct fx *f;
+	uint8_t plain[BUF_SIZE];
+	struct relay_counts ain, bout, bin, aout;
+	size_t n = 0, tag = suite_get(suite)->rtp_tag_len;
+	const unsigned N = 20;
+
+	f = fx_start(defaults(suite));
+	ain = counts(f, LEG_A, RELAY_RTP, RELAY_IN);
+	bout = counts(f, LEG_B, RELAY_RTP, RELAY_OUT);
+	bin = counts(f, LEG_B, RELAY_RTP, RELAY_IN);
+	aout = counts(f, LEG_A, RELAY_RTP, RELAY_OUT);
+
+	for (unsigned i = 0; i < N; i++) {
+		n = car_send_rtp(f, plain);
+		ivr_recv_exact(f->ivr, plain, n, &f->b_rtp);
+	}
+	for (unsigned i = 0; i < N; i++) {
+		n = ivr_send_rtp(f, plain);
+		car_recv_relayed(f, f->car, plain, n);
+	}
+	WAIT_COUNT(f, LEG_A, RELAY_RTP, RELAY_IN, packets, ain.packets + N);
+	WAIT_COUNT(f, LEG_B, RELAY_RTP, RELAY_OUT, packets, bout.packets + N);
+	WAIT_COUNT(f, LEG_B, RELAY_RTP, RELAY_OUT, bytes, bout.bytes + N * n);
+	WAIT_COUNT(f, LEG_B, RELAY_RTP, RELAY_IN, packets, bin.packets + N);
+	WAIT_COUNT(f, LEG_A, RELAY_RTP, RELAY_OUT, packets, aout.packets + N);
+	WAIT_COUNT(f, LEG_A, RELAY_RTP, RELAY_OUT, bytes, aout.bytes + N * (n + tag));
+	ain = counts(f, LEG_A, RELAY_RTP, RELAY_IN);
+	assert_int_equal(ain.auth_fail + ain.replay_fail + ain.cant_check + ain.unexpected_source,
+			 0);
+	aout = counts(f, LEG_A, RELAY_RTP, RELAY_OUT);
+	assert_int_equal(aout.errors + aout.auth_fail + aout.replay_fail, 0);
+	assert_int_equal(counts(f, LEG_B, RELAY_RTP, RELAY_OUT).errors, 0);
+	assert_int_equal(counts(f, LEG_B, RELAY_RTP, RELAY_IN).unexpected_source, 0);
+	assert_nothing(f->ivr);
+	assert_nothing(f->car);
+	fx_fini(f);
+}
+
+static void rtp_both_ways_every_suite(void **state)
+{
+	(void)state;
+	for (int s = 0; s < SUITE_COUNT; s++)
+		if (usable((enum suite_id)s))
+			rtp_both_ways_one_suite((enum suite_id)s);
+}
+
+/* ---- 2. SRTCP both ways ---- */
+
+static void car_send_rtcp(struct fx *f, int fd, const struct sockaddr_in *to, const uint8_t *plain,
+			  size_t n)
+{
+	uint8_t wire[BUF_SIZE];
+	size_t len = n;
+
+	memcpy(wire, plain, n);
+	assert_int_equal(srtpctx_protect_rtcp(f->car_tx, wire, &len, BUF_SIZE), SRTPCTX_OK);
+	send_to(fd, wire, len, to);
+}
+
+/* The carrier receives SRTCP on fd from `from`; plain in b, its length. */
+static size_t car_recv_rtcp(struct fx *f, int fd, const struct sockaddr_in *from, uint8_t *b)
+{
+	size_t got = recv_must(fd, b, BUF_SIZE, from), len = got;
+	enum srtpctx_result r = srtpctx_unprotect_rtcp(f->car_rx, b, &len);
+
+	if (r != SRTPCTX_OK)
+		fail_msg("the carrier cannot unprotect srtpbridge's SRTCP: %s",
+			 srtpctx_result_name(r));
+	assert_int_equal(got, len + 4 + suite_get(f->o.suite)->rtcp_tag_len);
+	return len;
+}
+
+/* The IVR's SR+SDES reaches the carrier protected, under srtpbridge's SSRC. */
+static void ivr_rtcp_to_car(struct fx *f, int car_fd, const struct sockaddr_in *from)
+{
+	uint8_t plain[BUF_SIZE], want[BUF_SIZE], b[BUF_SIZE];
+	size_t n = build_sr_sdes(plain, f->ivr_ssrc, CAR_SSRC);
+
+	send_to(f->ivr_rtcp, plain, n, &f->b_rtcp);
+	memcpy(want, plain, n);
+	put32(want + 4, f->bridge_ssrc);      /* SR sender */
+	put32(want + 52 + 4, f->bridge_ssrc); /* SDES chunk */
+	assert_int_equal(car_recv_rtcp(f, car_fd, from, b), n);
+	assert_int_equal(get32(b + 4), f->bridge_ssrc);
+	assert_int_equal(get32(b + 28), CAR_SSRC); /* a report block is no sender field */
+	assert_memory_equal(b, want, n);
+}
+
+static void srtcp_one(enum suite_id suite, bool unencrypted)
+{
+	struct opts o = defaults(suite);
+	struct fx *f;
+	uint8_t plain[BUF_SIZE];
+	size_t n;
+	struct relay_counts ain, bout, bin, aout;
+
+	o.unencrypted_srtcp = unencrypted;
+	f = fx_start(o);
+	ain = counts(f, LEG_A, RELAY_RTCP, RELAY_IN);
+	bout = counts(f, LEG_B, RELAY_RTCP, RELAY_OUT);
+	bin = counts(f, LEG_B, RELAY_RTCP, RELAY_IN);
+	aout = counts(f, LEG_A, RELAY_RTCP, RELAY_OUT);
+
+	for (int i = 0; i < 3; i++) {
+		/* carrier -> IVR: as the carrier sent it */
+		n = build_sr_sdes(plain, CAR_SSRC, OTHER_SSRC + (uint32_t)i);
+		car_send_rtcp(f, f->car_rtcp, &f->a_rtcp, plain, n);
+		ivr_recv_exact(f->ivr_rtcp, plain, n, &f->b_rtcp);
+		/* IVR -> carrier */
+		ivr_rtcp_to_car(f, f->car_rtcp, &f->a_rtcp);
+	}
+	/* the carrier's report about srtpbridge's SSRC speaks to the IVR of its own */
+	n = build_rr(plain, CAR_SSRC, f->bridge_ssrc);
+	car_send_rtcp(f, f->car_rtcp, &f->a_rtcp, plain, n);
+	put32(plain + 8, f->ivr_ssrc);
+	ivr_recv_exact(f->ivr_rtcp, plain, n, &f->b_rtcp);
+
+	WAIT_COUNT(f, LEG_A, RELAY_RTCP, RELAY_IN, packets, ain.packets + 4);
+	WAIT_COUNT(f, LEG_B, RELAY_RTCP, RELAY_OUT, packets, bout.packets + 4);
+	WAIT_COUNT(f, LEG_B, RELAY_RTCP, RELAY_IN, packets, bin.packets + 3);
+	WAIT_COUNT(f, LEG_A, RELAY_RTCP, RELAY_OUT, packets, aout.packets + 3);
+	ain = counts(f, LEG_A, RELAY_RTCP, RELAY_IN);
+	assert_int_equal(ain.auth_fail + ain.replay_fail + ain.cant_check + ain.errors, 0);
+	assert_int_equal(counts(f, LEG_A, RELAY_RTCP, RELAY_OUT).errors, 0);
+	fx_fini(f);
+}
+
+static void srtcp_both_ways_every_suite(void **state)
+{
+	(void)state;
+	for (int s = 0; s < SUITE_COUNT; s++)
+		if (usable((enum suite_id)s))
+			srtcp_one((enum suite_id)s, false);
+}
+
+static void srtcp_unencrypted_every_suite(void **state)
+{
+	(void)state;
+	for (int s = 0; s < SUITE_COUNT; s++)
+		if (usable((enum suite_id)s))
+			srtcp_one((enum suite_id)s, true);
+}
+
+/* ---- 3. replay, tampering, a wrong key ---- */
+
+static void bad_packets_one(enum suite_id suite)
+{
+	struct fx *f;
+	uint8_t plain[BUF_SIZE], wire[BUF_SIZE];
+	size_t n, len;
+	struct relay_counts ain, bout;
+
+	f = fx_start(defaults(suite));
+	ain = counts(f, LEG_A, RELAY_RTP, RELAY_IN);
+	bout = counts(f, LEG_B, RELAY_RTP, RELAY_OUT);
+
+	/* a replay: delivered once */
+	len = car_send_rtp_with(f, f->car_tx, f->car, plain, &n, wire);
+	ivr_recv_exact(f->ivr, plain, n, &f->b_rtp);
+	send_to(f->car, wire, len, &f->a_rtp);
+	WAIT_COUNT(f, LEG_A, RELAY_RTP, RELAY_IN, replay_fail, ain.replay_fail + 1);
+	n = car_send_rtp(f, plain);
+	ivr_recv_exact(f->ivr, plain, n, &f->b_rtp);
+
+	/* tampered (one payload bit): not delivered */
+	len = car_protect_next(f, f->car_tx, plain, &n, wire);
+	wire[20] ^= 0x01;
+	send_to(f->car, wire, len, &f->a_rtp);
+	WAIT_COUNT(f, LEG_A, RELAY_RTP, RELAY_IN, auth_fail, ain.auth_fail + 1);
+	n = car_send_rtp(f, plain);
+	ivr_recv_exact(f->ivr, plain, n, &f->b_rtp);
+
+	/* under a key nobody negotiated */
+	car_send_rtp_with(f, fx_wrong_tx(f), f->car, plain, &n, wire);
+	WAIT_COUNT(f, LEG_A, RELAY_RTP, RELAY_IN, auth_fail, ain.auth_fail + 2);
+	n = car_send_rtp(f, plain);
+	ivr_recv_exact(f->ivr, plain, n, &f->b_rtp);
+
+	/* an SRTCP replay */
+	n = build_sr_sdes(plain, CAR_SSRC, OTHER_SSRC);
+	len = n;
+	memcpy(wire, plain, n);
+	assert_int_equal(srtpctx_protect_rtcp(f->car_tx, wire, &len, BUF_SIZE), SRTPCTX_OK);
+	send_to(f->car_rtcp, wire, len, &f->a_rtcp);
+	ivr_recv_exact(f->ivr_rtcp, plain, n, &f->b_rtcp);
+	send_to(f->car_rtcp, wire, len, &f->a_rtcp);
+	WAIT_COUNT(f, LEG_A, RELAY_RTCP, RELAY_IN, replay_fail, 1);
+	car_send_rtcp(f, f->car_rtcp, &f->a_rtcp, plain, n);
+	ivr_recv_exact(f->ivr_rtcp, plain, n, &f->b_rtcp);
+
+	WAIT_COUNT(f, LEG_A, RELAY_RTP, RELAY_IN, packets, ain.packets + 4);
+	WAIT_COUNT(f, LEG_B, RELAY_RTP, RELAY_OUT, packets, bout.packets + 4);
+	assert_nothing(f->ivr);
+	ain = counts(f, LEG_A, RELAY_RTP, RELAY_IN);
+	assert_int_equal(ain.unexpected_source + ain.cant_check, 0);
+	fx_fini(f);
+}
+
+static void replay_tamper_wrong_key(void **state)
+{
+	(void)state;
+	for (int s = 0; s < SUITE_COUNT; s++)
+		if (usable((enum suite_id)s))
+			bad_packets_one((enum suite_id)s);
+}
+
+/* ---- 4. strangers and latching ---- */
+
+static void stranger_to_secure_leg(void **state)
+{
+	struct fx *f;
+	uint8_t plain[BUF_SIZE], wire[BUF_SIZE], junk[BUF_SIZE];
+	struct sockaddr_in st_at;
+	int st;
+	size_t n, len;
+	struct relay_counts ain;
+
+	(void)state;
+	f = fx_start(defaults(SUITE_AES_CM_128_HMAC_SHA1_80));
+	st = fx_extra_socket(f, &st_at);
+	ain = counts(f, LEG_A, RELAY_RTP, RELAY_IN);
+
+	/* a genuine packet captured and replayed by a stranger */
+	len = car_send_rtp_with(f, f->car_tx, f->car, plain, &n, wire);
+	ivr_recv_exact(f->ivr, plain, n, &f->b_rtp);
+	send_to(st, wire, len, &f->a_rtp);
+	/* a packet under another key */
+	car_send_rtp_with(f, fx_wrong_tx(f), st, plain, &n, wire);
+	/* junk that is not even SRTP */
+	memset(junk, 0x80, 40);
+	send_to(st, junk, 40, &f->a_rtp);
+	WAIT_COUNT(f, LEG_A, RELAY_RTP, RELAY_IN, unexpected_source, ain.unexpected_source + 3);
+
+	/* the carrier's next packet arrives, none of the stranger's did */
+	n = car_send_rtp(f, plain);
+	ivr_recv_exact(f->ivr, plain, n, &f->b_rtp);
+	assert_nothing(f->ivr);
+	/* the latch did not move: the IVR's packets go to the carrier */
+	n = ivr_send_rtp(f, plain);
+	car_recv_relayed(f, f->car, plain, n);
+	assert_nothing(st);
+	ain = counts(f, LEG_A, RELAY_RTP, RELAY_IN);
+	assert_int_equal(ain.auth_fail + ain.replay_fail, 0); /* a stranger's is no attack on us */
+	WAIT_COUNT(f, LEG_B, RELAY_RTP, RELAY_OUT, packets, 2);
+
+	fx_fini(f);
+}
+
+static void stranger_to_plain_leg_strict(void **state)
+{
+	struct fx *f;
+	uint8_t plain[BUF_SIZE];
+	struct sockaddr_in st_at;
+	int st;
+	size_t n;
+	struct relay_counts bin, aout;
+
+	(void)state;
+	f = fx_start(defaults(SUITE_AES_CM_128_HMAC_SHA1_80));
+	st = fx_extra_socket(f, &st_at); /* the IVR's address, another port */
+	bin = counts(f, LEG_B, RELAY_RTP, RELAY_IN);
+	aout = counts(f, LEG_A, RELAY_RTP, RELAY_OUT);
+
+	stranger_send_rtp(f, st);
+	WAIT_COUNT(f, LEG_B, RELAY_RTP, RELAY_IN, unexpected_source, bin.unexpected_source + 1);
+	n = ivr_send_rtp(f, plain);
+	/* the stranger's never arrived: the next one at the carrier is this
+	 * one, with the sequence number after the last */
+	car_recv_relayed(f, f->car, plain, n);
+	assert_nothing(f->car);
+	/* and it did not move leg B: the carrier's packets still go to the IVR */
+	n = car_send_rtp(f, plain);
+	ivr_recv_exact(f->ivr, plain, n, &f->b_rtp);
+	assert_nothing(st);
+	WAIT_COUNT(f, LEG_A, RELAY_RTP, RELAY_OUT, packets, aout.packets + 1);
+	fx_fini(f);
+}
+
+/* Learning: leg B's SDP names a port the IVR does not send from; its first
+ * source at that address is taken, and later no other. */
+static void plain_leg_learns_first_source(void **state)
+{
+	struct opts o = defaults(SUITE_AES_CM_128_HMAC_SHA1_80);
+	struct fx *f;
+	uint8_t plain[BUF_SIZE];
+	struct sockaddr_in sdp_at;
+	int sdp_fd;
+	size_t n;
+	struct relay_counts bin;
+
+	(void)state;
+	o.latch_b = LATCH_LEARN;
+	f = fx_init(o);
+	sdp_fd = fx_extra_socket(f, &sdp_at);
+	set_addr(&f->p[LEG_B][0].rtp, &f->p[LEG_B][0].rtp_len, &sdp_at);
+	fx_update(f);
+	fx_sync(f); /* from f->ivr, not the SDP port */
+	n = car_send_rtp(f, plain);
+	ivr_recv_exact(f->ivr, plain, n, &f->b_rtp);
+	assert_nothing(sdp_fd);
+	bin = counts(f, LEG_B, RELAY_RTP, RELAY_IN);
+	stranger_send_rtp(f, sdp_fd);
+	WAIT_COUNT(f, LEG_B, RELAY_RTP, RELAY_IN, unexpected_source, bin.unexpected_source + 1);
+	n = ivr_send_rtp(f, plain);
+	car_recv_relayed(f, f->car, plain, n);
+	fx_fini(f);
+}
+
+/* A NAT rebinding: the carrier's authenticated packet from another port
+ * moves the latch; srtpbridge sends there from then on. */
+static void secure_leg_latches_on_authenticated(void **state)
+{
+	struct fx *f;
+	uint8_t plain[BUF_SIZE], wire[BUF_SIZE];
+	struct sockaddr_in nat_at;
+	int nat;
+	size_t n;
+	struct relay_counts ain;
+
+	(void)state;
+	f = fx_start(defaults(SUITE_AES_CM_128_HMAC_SHA1_80));
+	nat = fx_extra_socket(f, &nat_at);
+	ain = counts(f, LEG_A, RELAY_RTP, RELAY_IN);
+	car_send_rtp_with(f, f->car_tx, nat, plain, &n, wire);
+	ivr_recv_exact(f->ivr, plain, n, &f->b_rtp);
+	WAIT_COUNT(f, LEG_A, RELAY_RTP, RELAY_IN, packets, ain.packets + 1);
+	assert_int_equal(counts(f, LEG_A, RELAY_RTP, RELAY_IN).unexpected_source, 0);
+	n = ivr_send_rtp(f, plain);
+	car_recv_relayed(f, nat, plain, n);
+	assert_nothing(f->car);
+	/* the old port is now the stranger's */
+	car_send_rtp_with(f, f->car_tx, f->car, plain, &n, wire);
+	ivr_recv_exact(f->ivr, plain, n, &f->b_rtp); /* it authenticates */
+	WAIT_COUNT(f, LEG_A, RELAY_RTP, RELAY_IN, packets, ain.packets + 2);
+	fx_fini(f);
+}
+
+/* ---- 5. the IVR's sequence and SSRC changes; the output wrap ---- */
+
+static void ivr_burst(struct fx *f, unsigned count)
+{
+	uint8_t plain[BUF_SIZE];
+	size_t n;
+
+	for (unsigned i = 0; i < count; i++) {
+		n = ivr_send_rtp(f, plain);
+		car_recv_relayed(f, f->car, plain, n);
+	}
+}
+
+static void ivr_source_changes(void **state)
+{
+	struct fx *f;
+	struct relay_counts aout;
+
+	(void)state;
+	f = fx_start(defaults(SUITE_AES_CM_128_HMAC_SHA1_80));
+	aout = counts(f, LEG_A, RELAY_RTP, RELAY_OUT);
+	ivr_burst(f, 150);
+	f->ivr_seq = (uint16_t)(f->ivr_seq - 30000); /* a jump back */
+	ivr_burst(f, 150);
+	f->ivr_ssrc = 0x5eed5eedu; /* a new source */
+	f->ivr_seq = 33333;
+	f->ivr_ts = 12345;
+	ivr_burst(f, 150);
+	f->ivr_seq = 0; /* the same source restarts */
+	f->ivr_ts = 0;
+	ivr_burst(f, 150);
+	f->ivr_seq = (uint16_t)(f->ivr_seq + 20000); /* a jump forward */
+	ivr_burst(f, 150);
+	WAIT_COUNT(f, LEG_A, RELAY_RTP, RELAY_OUT, packets, aout.packets + 750);
+	aout = counts(f, LEG_A, RELAY_RTP, RELAY_OUT);
+	assert_int_equal(aout.errors + aout.replay_fail + aout.auth_fail, 0);
+	fx_fini(f);
+}
+
+/* A new prompt that restarts the sequence at 0 with the same SSRC after a
+ * short prompt (fewer than MAX_MISORDER packets) must not lose packets
+ * either. */
+static void ivr_restart_after_short_prompt(void **state)
+{
+	struct fx *f;
+	struct relay_counts aout;
+	uint8_t plain[BUF_SIZE], b[BUF_SIZE];
+	unsigned got = 0;
+
+	(void)state;
+	f = fx_start(defaults(SUITE_AES_CM_128_HMAC_SHA1_80));
+	f->ivr_ssrc = 0x5eed5eedu; /* a new prompt from seq 0 */
+	f->ivr_seq = 0;
+	ivr_burst(f, 50); /* one second */
+	f->ivr_seq = 0;	  /* the next prompt */
+	for (unsigned i = 0; i < 50; i++)
+		ivr_send_rtp(f, plain);
+	while (got < 50 && car_recv_rtp_within(f, f->car, b, 300) > 0)
+		got++;
+	aout = counts(f, LEG_A, RELAY_RTP, RELAY_OUT);
+	if (got != 50)
+		fail_msg("%u of the second prompt's 50 packets reached the carrier; "
+			 "leg A rtp out: replay_fail %llu, errors %llu",
+			 got, (unsigned long long)aout.replay_fail,
+			 (unsigned long long)aout.errors);
+	assert_int_equal(aout.errors + aout.replay_fail, 0);
+	fx_fini(f);
+}
+
+#define WRAP_PACKETS 70000
+#define WINDOW	     64
+
+static void output_sequence_wraps(void **state)
+{
+	struct fx *f;
+	uint8_t plain[BUF_SIZE];
+	uint32_t roc = 99;
+	size_t n;
+	uint64_t t0 = mono_ms();
+	struct relay_counts aout;
+
+	(void)state;
+	f = fx_start(defaults(SUITE_AES_CM_128_HMAC_SHA1_80));
+	assert_int_equal(srtpctx_get_roc(f->car_rx, f->bridge_ssrc, &roc), 0);
+	assert_int_equal(roc, 0);
+	aout = counts(f, LEG_A, RELAY_RTP, RELAY_OUT);
+	for (unsigned sent = 0; sent < WRAP_PACKETS; sent += WINDOW) {
+		uint8_t b[BUF_SIZE];
+
+		for (unsigned i = 0; i < WINDOW; i++)
+			n = ivr_send_rtp(f, plain);
+		for (unsigned i = 0; i < WINDOW; i++)
+			assert_int_equal(car_recv_rtp_within(f, f->car, b, WAIT_MS), n);
+	}
+	assert_int_equal(srtpctx_get_roc(f->car_rx, f->bridge_ssrc, &roc), 0);
+	assert_int_equal(roc, 1);
+	WAIT_COUNT(f, LEG_A, RELAY_RTP, RELAY_OUT, packets,
+		   aout.packets + (WRAP_PACKETS + WINDOW - 1) / WINDOW * WINDOW);
+	print_message("%u packets through the wrap in %llu ms\n", WRAP_PACKETS,
+		      (unsigned long long)(mono_ms() - t0));
+	fx_fini(f);
+}
+
+/* The daemon's shutdown: the calls remove their sessions, then the relay
+ * is destroyed at once, without a turn of the main loop in between; the
+ * sessions are finished on the way and their ports come back. */
+static void relay_destroy_finishes_sessions(void **state)
+{
+	struct fx *f;
+
+	(void)state;
+	f = fx_start(defaults(SUITE_AES_CM_128_HMAC_SHA1_80));
+	assert_int_equal(portpool_in_use_count(f->pool), 4);
+	media_session_destroy(f->s);
+	relay_destroy(f->r);
+	assert_int_equal(portpool_in_use_count(f->pool), 0);
+	f->r = NULL;
+	f->s = NULL;
+	fx_fini(f);
+}
+
+/* ---- 6. the media timeout's clock, hold ---- */
+
+static void last_rx_and_hold(void **state)
+{
+	struct fx *f;
+	uint8_t plain[BUF_SIZE], wire[BUF_SIZE];
+	size_t n;
+	uint64_t t1, t2;
+	struct sockaddr_in st_at;
+	int st;
+
+	(void)state;
+	f = fx_init(defaults(SUITE_AES_CM_128_HMAC_SHA1_80));
+	assert_int_equal(relay_session_last_rx_ms(rs(f)), 0);
+	assert_false(relay_session_on_hold(rs(f)));
+	fx_update(f);
+	fx_sync(f);
+	t1 = relay_session_last_rx_ms(rs(f));
+	assert_true(t1 > 0 && t1 <= mono_ms());
+	nap_ms(30);
+	assert_int_equal(relay_session_last_rx_ms(rs(f)), t1);
+
+	/* refused packets are not media */
+	car_send_rtp_with(f, fx_wrong_tx(f), f->car, plain, &n, wire);
+	WAIT_COUNT(f, LEG_A, RELAY_RTP, RELAY_IN, auth_fail, 1);
+	st = fx_extra_socket(f, &st_at);
+	stranger_send_rtp(f, st);
+	WAIT_COUNT(f, LEG_B, RELAY_RTP, RELAY_IN, unexpected_source, 1);
+	assert_int_equal(relay_session_last_rx_ms(rs(f)), t1);
+
+	n = car_send_rtp(f, plain);
+	ivr_recv_exact(f->ivr, plain, n, &f->b_rtp);
+	t2 = relay_session_last_rx_ms(rs(f));
+	assert_true(t2 >= t1 + 30);
+	assert_int_equal(counts(f, LEG_A, RELAY_RTP, RELAY_IN).last_ms, t2);
+
+	/* hold, from either side's SDP */
+	f->p[LEG_A][0].hold = true;
+	fx_update(f);
+	assert_true(relay_session_on_hold(rs(f)));
+	f->p[LEG_A][0].hold = false;
+	f->p[LEG_B][0].hold = true;
+	fx_update(f);
+	assert_true(relay_session_on_hold(rs(f)));
+	f->p[LEG_B][0].hold = false;
+	fx_update(f);
+	assert_false(relay_session_on_hold(rs(f)));
+	/* the same keys again: the streams go on */
+	n = car_send_rtp(f, plain);
+	ivr_recv_exact(f->ivr, plain, n, &f->b_rtp);
+	ivr_burst(f, 5);
+
+	fx_fini(f);
+}
+
+/* ---- 7. rtcp-mux on the carrier's leg ---- */
+
+static void rtcp_mux_on_secure_leg(void **state)
+{
+	struct opts o = defaults(SUITE_AES_CM_128_HMAC_SHA1_80);
+	struct fx *f;
+	uint8_t plain[BUF_SIZE];
+	size_t n;
+	struct relay_counts ain, arin;
+
+	(void)state;
+	o.mux_a = true;
+	f = fx_start(o);
+	ain = counts(f, LEG_A, RELAY_RTCP, RELAY_IN);
+	arin = counts(f, LEG_A, RELAY_RTP, RELAY_IN);
+	/* SRTCP to the RTP port: to the IVR's RTCP address */
+	n = build_sr_sdes(plain, CAR_SSRC, OTHER_SSRC);
+	car_send_rtcp(f, f->car, &f->a_rtp, plain, n);
+	ivr_recv_exact(f->ivr_rtcp, plain, n, &f->b_rtcp);
+	WAIT_COUNT(f, LEG_A, RELAY_RTCP, RELAY_IN, packets, ain.packets + 1);
+	/* RTP on the same port still goes to the IVR's RTP address */
+	n = car_send_rtp(f, plain);
+	ivr_recv_exact(f->ivr, plain, n, &f->b_rtp);
+	WAIT_COUNT(f, LEG_A, RELAY_RTP, RELAY_IN, packets, arin.packets + 1);
+	/* the IVR's RTCP reaches the carrier's RTP port, from srtpbridge's */
+	ivr_rtcp_to_car(f, f->car, &f->a_rtp);
+	assert_nothing(f->car_rtcp);
+	assert_nothing(f->ivr);
+	fx_fini(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(rtp_both_ways_every_suite, teardown_test),
+		cmocka_unit_test_teardown(srtcp_both_ways_every_suite, teardown_test),
+		cmocka_unit_test_teardown(srtcp_unencrypted_every_suite, teardown_test),
+		cmocka_unit_test_teardown(replay_tamper_wrong_key, teardown_test),
+		cmocka_unit_test_teardown(stranger_to_secure_leg, teardown_test),
+		cmocka_unit_test_teardown(stranger_to_plain_leg_strict, teardown_test),
+		cmocka_unit_test_teardown(plain_leg_learns_first_source, teardown_test),
+		cmocka_unit_test_teardown(secure_leg_latches_on_authenticated, teardown_test),
+		cmocka_unit_test_teardown(ivr_source_changes, teardown_test),
+		cmocka_unit_test_teardown(ivr_restart_after_short_prompt, teardown_test),
+		cmocka_unit_test_teardown(output_sequence_wraps, teardown_test),
+		cmocka_unit_test_teardown(relay_destroy_finishes_sessions, teardown_test),
+		cmocka_unit_test_teardown(last_rx_and_hold, teardown_test),
+		cmocka_unit_test_teardown(rtcp_mux_on_secure_leg, teardown_test),
+	};
+
+	return cmocka_run_group_tests_name("relay", tests, setup_group, teardown_group);
+}
