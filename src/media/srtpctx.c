@@ -211,7 +211,8 @@ static bool protect_fits(const size_t *len, size_t cap)
 	return *len <= (size_t)INT_MAX - SRTPCTX_TRAILER_MAX && cap >= *len + SRTPCTX_TRAILER_MAX;
 }
 
-enum srtpctx_result srtpctx_protect_rtp(struct srtpctx *c, uint8_t *buf, size_t *len, size_t cap)
+static enum srtpctx_result protect(struct srtpctx *c, uint8_t *buf, size_t *len, size_t cap,
+				   bool rtcp)
 {
 	srtp_err_status_t st;
 	int n;
@@ -220,9 +221,11 @@ enum srtpctx_result srtpctx_protect_rtp(struct srtpctx *c, uint8_t *buf, size_t 
 		return SRTPCTX_ERROR;
 	n = (int)*len;
 	if (c->mki_len)
-		st = srtp_protect_mki(c->session, buf, &n, 1, 0);
+		st = rtcp ? srtp_protect_rtcp_mki(c->session, buf, &n, 1, 0)
+			  : srtp_protect_mki(c->session, buf, &n, 1, 0);
 	else
-		st = srtp_protect(c->session, buf, &n);
+		st = rtcp ? srtp_protect_rtcp(c->session, buf, &n)
+			  : srtp_protect(c->session, buf, &n);
 	if (st != srtp_err_status_ok)
 		return map_status(st);
 	if (n < 0)
@@ -231,24 +234,14 @@ enum srtpctx_result srtpctx_protect_rtp(struct srtpctx *c, uint8_t *buf, size_t 
 	return SRTPCTX_OK;
 }
 
+enum srtpctx_result srtpctx_protect_rtp(struct srtpctx *c, uint8_t *buf, size_t *len, size_t cap)
+{
+	return protect(c, buf, len, cap, false);
+}
+
 enum srtpctx_result srtpctx_protect_rtcp(struct srtpctx *c, uint8_t *buf, size_t *len, size_t cap)
 {
-	srtp_err_status_t st;
-	int n;
-
-	if (c->dir != SRTPCTX_OUTBOUND || !protect_fits(len, cap))
-		return SRTPCTX_ERROR;
-	n = (int)*len;
-	if (c->mki_len)
-		st = srtp_protect_rtcp_mki(c->session, buf, &n, 1, 0);
-	else
-		st = srtp_protect_rtcp(c->session, buf, &n);
-	if (st != srtp_err_status_ok)
-		return map_status(st);
-	if (n < 0)
-		return SRTPCTX_ERROR;
-	*len = (size_t)n;
-	return SRTPCTX_OK;
+	return protect(c, buf, len, cap, true);
 }
 
 enum srtpctx_result srtpctx_unprotect_rtp(struct srtpctx *c, uint8_t *buf, size_t *len)

@@ -202,7 +202,11 @@ static bool dropped_attr(struct slice name)
  * 8.4): the other side must see it too, or it keeps sending. */
 static bool unspecified(struct slice c_value)
 {
-	const char *end = c_value.p + c_value.n;
+	const char *end;
+
+	if (!c_value.p)
+		return false; /* no c= line at all */
+	end = c_value.p + c_value.n;
 
 	return (c_value.n >= 7 && memcmp(end - 7, "0.0.0.0", 7) == 0 &&
 		(c_value.n == 7 || end[-8] == ' ')) ||
