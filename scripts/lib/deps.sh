@@ -8,9 +8,10 @@ SRTPBRIDGE_BUILD_PACKAGES="build-essential cmake pkg-config libosip2-dev libeven
 # What the test suite adds: clang with libFuzzer and the sanitizer runtimes,
 # clang-format, python3 for the integration tests, systemd-analyze for the
 # unit check, man for the man page check, git to list the files to format,
-# sip-tester (sipp) as the real SIP peer of the call tests.
+# sip-tester (sipp) as the real SIP peer of the call tests, baresip-core
+# (baresip) as the SRTP phones of the end-to-end audio test.
 SRTPBRIDGE_TEST_PACKAGES="clang libclang-rt-14-dev clang-format python3 systemd man-db git
-	sip-tester"
+	sip-tester baresip-core"
 
 missing_packages() {
 	local p missing=""
