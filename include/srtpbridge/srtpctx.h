@@ -77,9 +77,25 @@ enum srtpctx_result srtpctx_protect_rtcp(struct srtpctx *c, uint8_t *buf, size_t
 enum srtpctx_result srtpctx_unprotect_rtcp(struct srtpctx *c, uint8_t *buf, size_t *len);
 
 /* The rollover counter of ssrc's stream (RFC 3711 3.3.1), for srtpbridgectl
- * and the re-keying to come. 0, or ENOENT when the session has no stream for
- * ssrc yet. */
+ * and re-keying; for a stream srtpctx_add_stream seeded, at least the seed
+ * (libsrtp2 reports 0 until the first packet). 0, or ENOENT when the
+ * session has no stream for ssrc yet. */
 int srtpctx_get_roc(const struct srtpctx *c, uint32_t ssrc, uint32_t *roc);
+
+/* Re-keying (docs/media.md): gives the session a stream of its own for ssrc
+ * (an ssrc_specific policy with the session's key, suite and MKI) whose
+ * rollover counter starts at roc, so that a new key picks up a stream 21.8
+ * minutes (2^16 packets) into a call where the old key left it:
+ * srtp_set_stream_roc only works on a stream that exists, and the
+ * ssrc_any template would start it at 0. For an inbound session the first
+ * packet's index is then estimated from roc; for an outbound one our next
+ * packet goes out under it. Allocates (not for the packet path). 0, EEXIST
+ * when the session already has a stream for ssrc, ENOMEM, EIO. */
+int srtpctx_add_stream(struct srtpctx *c, uint32_t ssrc, uint32_t roc);
+
+/* Packets protected or unprotected successfully so far (RTP and RTCP), for
+ * the lifetime signalled in a=crypto, which libsrtp2 does not know. */
+uint64_t srtpctx_packets(const struct srtpctx *c);
 
 const char *srtpctx_result_name(enum srtpctx_result r); /* "ok", "auth_fail"... */
 

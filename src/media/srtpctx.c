@@ -23,9 +23,32 @@
  * A packet whose MKI is not ours gets bad_mki from libsrtp2 (RTP, after the
  * replay check; RTCP, before anything else): it was protected with a key
  * this session was never given, a negotiation problem rather than a failed
- * check, so it is cant_check. */
+ * check, so it is cant_check.
+ *
+ * Streams of their own (srtpctx_add_stream), in libsrtp 2.5's srtp.c:
+ * srtp_set_stream_roc() does not touch the stream's replay database; it only
+ * stores the value as the stream's pending_roc, and srtp_get_stream_roc()
+ * keeps reporting the database's ROC (0 for a new stream) until a packet
+ * consumes it. While pending_roc is non-zero, srtp_get_est_pkt_index() does
+ * not estimate: the packet's index is exactly roc << 16 | SEQ (for a new
+ * stream always "pkt_idx_adv"), with no replay check. Outbound, the first
+ * packet protected sets the database to that index and clears pending_roc;
+ * inbound, the same happens only once a packet has authenticated, so forged
+ * or corrupt packets do not use it up. From then on the index is estimated
+ * as usual (later and slightly earlier packets, within the window, are fine).
+ * Consequences: the ROC given is applied literally to the first packet, so
+ * across a sequence wrap it must be the ROC of that packet (a packet from
+ * after the wrap arriving first fails auth, the next right one still
+ * passes); and a roc of 0 leaves nothing pending, which is the same as what
+ * a new stream does by itself (index = SEQ). srtp_add_stream() itself does
+ * not look for an existing stream of that SSRC: we do, first. The SSRC is in
+ * host order for srtp_add_stream (policy.ssrc.value, which srtp_stream_init
+ * converts), srtp_get/set_stream_roc (they convert), and in network order
+ * for srtp_remove_stream. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -54,6 +77,20 @@ _Static_assert(SDES_MAX_MKI_LEN <= SRTP_MAX_MKI_LEN, "an SDES MKI must fit libsr
 struct srtpctx {
 	srtp_t session;
 	enum srtpctx_dir dir;
+	enum suite_id suite;
+	unsigned window;
+	/* The master key||salt, for the streams srtpctx_add_stream adds;
+	 * wiped with the rest of the struct in srtpctx_destroy. */
+	struct secret key;
+	/* The rollover counters given to srtpctx_add_stream: libsrtp2 keeps
+	 * one pending until the stream's first packet and reports 0 meanwhile,
+	 * so a second re-key before any packet would carry 0 forward. */
+	struct {
+		uint32_t ssrc, roc;
+	} seeded[8];
+	unsigned nseeded;
+	/* successful protects and unprotects; read by other threads */
+	_Atomic uint64_t packets;
 	bool unencrypted_srtcp;
 	bool aead; /* SRTCP index after the tag (RFC 7714 section 9.1), not before */
 	/* libsrtp 2.5 cannot find an SRTCP MKI itself with this suite (see the top) */
@@ -125,12 +162,43 @@ static void mki_bytes(uint8_t *out, uint64_t value, size_t len)
 		out[len - 1 - i] = i < sizeof(value) ? (uint8_t)(value >> (8 * i)) : 0;
 }
 
-int srtpctx_create(struct srtpctx **out, enum srtpctx_dir dir, const struct srtpctx_params *p)
+/* srtp_create() with the session's template (ssrc_any_inbound or
+ * ssrc_any_outbound), or, when specific, srtp_add_stream() with a stream of
+ * ssrc's own: the same key, suite, SRTCP mode, window and MKI either way.
+ * libsrtp2 derives the session keys from c->key and keeps no pointer to it. */
+static srtp_err_status_t libsrtp_stream(struct srtpctx *c, bool specific, uint32_t ssrc)
 {
-	uint8_t keysalt[SECRET_MAX];
 	srtp_master_key_t master;
 	srtp_master_key_t *masters[1] = { &master };
 	srtp_policy_t policy;
+
+	memset(&policy, 0, sizeof(policy));
+	suite_srtp_policies(c->suite, &policy.rtp, &policy.rtcp);
+	if (c->unencrypted_srtcp)
+		policy.rtcp.sec_serv = sec_serv_auth;
+	if (specific) {
+		policy.ssrc.type = ssrc_specific;
+		policy.ssrc.value = ssrc; /* host order */
+	} else {
+		policy.ssrc.type = c->dir == SRTPCTX_INBOUND ? ssrc_any_inbound : ssrc_any_outbound;
+	}
+	policy.window_size = c->window;
+	policy.allow_repeat_tx = 0;
+	if (c->mki_len) {
+		memset(&master, 0, sizeof(master));
+		master.key = c->key.bytes;
+		master.mki_id = c->mki;
+		master.mki_size = (unsigned)c->mki_len;
+		policy.keys = masters;
+		policy.num_master_keys = 1;
+	} else {
+		policy.key = c->key.bytes;
+	}
+	return specific ? srtp_add_stream(c->session, &policy) : srtp_create(&c->session, &policy);
+}
+
+int srtpctx_create(struct srtpctx **out, enum srtpctx_dir dir, const struct srtpctx_params *p)
+{
 	struct srtpctx *c = NULL;
 	const struct suite_info *s;
 	srtp_err_status_t st;
@@ -147,6 +215,9 @@ int srtpctx_create(struct srtpctx **out, enum srtpctx_dir dir, const struct srtp
 	if (!c)
 		return ENOMEM;
 	c->dir = dir;
+	c->suite = p->suite;
+	c->window = p->window ? p->window : SRTPCTX_WINDOW;
+	atomic_init(&c->packets, 0);
 	c->unencrypted_srtcp = p->unencrypted_srtcp;
 	c->aead = s->aead;
 	c->rtp_tag_len = s->rtp_tag_len;
@@ -156,37 +227,20 @@ int srtpctx_create(struct srtpctx **out, enum srtpctx_dir dir, const struct srtp
 		mki_bytes(c->mki, p->key->mki, c->mki_len);
 		c->own_rtcp_mki = !s->aead && s->rtp_tag_len != s->rtcp_tag_len;
 	}
+	/* Kept for srtpctx_add_stream (re-keying needs streams of their own
+	 * under the same key); the length was checked against the suite. */
+	err = secret_set(&c->key, p->key->keysalt.bytes, p->key->keysalt.len);
+	if (err)
+		goto out;
 
-	memset(&policy, 0, sizeof(policy));
-	suite_srtp_policies(p->suite, &policy.rtp, &policy.rtcp);
-	if (p->unencrypted_srtcp)
-		policy.rtcp.sec_serv = sec_serv_auth;
-	policy.ssrc.type = dir == SRTPCTX_INBOUND ? ssrc_any_inbound : ssrc_any_outbound;
-	policy.window_size = p->window ? p->window : SRTPCTX_WINDOW;
-	policy.allow_repeat_tx = 0;
-	/* srtp_create derives the session keys and keeps only those: the master
-	 * key needs to exist only for the call. */
-	memcpy(keysalt, p->key->keysalt.bytes, p->key->keysalt.len);
-	if (c->mki_len) {
-		master.key = keysalt;
-		master.mki_id = c->mki;
-		master.mki_size = (unsigned)c->mki_len;
-		policy.keys = masters;
-		policy.num_master_keys = 1;
-	} else {
-		policy.key = keysalt;
-	}
-	st = srtp_create(&c->session, &policy);
-	OPENSSL_cleanse(keysalt, sizeof(keysalt));
-	OPENSSL_cleanse(&master, sizeof(master));
-	OPENSSL_cleanse(&policy, sizeof(policy));
+	st = libsrtp_stream(c, false, 0);
 	if (st != srtp_err_status_ok) {
 		c->session = NULL;
 		err = st == srtp_err_status_alloc_fail ? ENOMEM : EIO;
 		LOG_ERROR(NULL, "libsrtp2 refused an SRTP session", LF_S("suite", s->name),
 			  LF_I("srtp_err", st));
 	}
-
+out:
 	if (err)
 		srtpctx_destroy(c);
 	else
@@ -200,6 +254,7 @@ void srtpctx_destroy(struct srtpctx *c)
 		return;
 	if (c->session)
 		(void)srtp_dealloc(c->session);
+	/* the whole struct, and with it our copy of the master key (c->key) */
 	OPENSSL_cleanse(c, sizeof(*c));
 	free(c);
 }
@@ -231,6 +286,7 @@ static enum srtpctx_result protect(struct srtpctx *c, uint8_t *buf, size_t *len,
 	if (n < 0)
 		return SRTPCTX_ERROR;
 	*len = (size_t)n;
+	atomic_fetch_add_explicit(&c->packets, 1, memory_order_relaxed);
 	return SRTPCTX_OK;
 }
 
@@ -263,6 +319,7 @@ enum srtpctx_result srtpctx_unprotect_rtp(struct srtpctx *c, uint8_t *buf, size_
 	if (n < 0)
 		return SRTPCTX_ERROR;
 	*len = (size_t)n;
+	atomic_fetch_add_explicit(&c->packets, 1, memory_order_relaxed);
 	return SRTPCTX_OK;
 }
 
@@ -313,6 +370,7 @@ enum srtpctx_result srtpctx_unprotect_rtcp(struct srtpctx *c, uint8_t *buf, size
 	if (n < 0)
 		return SRTPCTX_ERROR;
 	*len = (size_t)n;
+	atomic_fetch_add_explicit(&c->packets, 1, memory_order_relaxed);
 	return SRTPCTX_OK;
 }
 
@@ -323,8 +381,44 @@ int srtpctx_get_roc(const struct srtpctx *c, uint32_t ssrc, uint32_t *roc)
 	/* Host order: libsrtp2 converts it to look the stream up. */
 	if (srtp_get_stream_roc(c->session, ssrc, &v) != srtp_err_status_ok)
 		return ENOENT;
+	/* a counter never goes back: what was seeded holds until it moves on */
+	for (unsigned i = 0; i < c->nseeded; i++)
+		if (c->seeded[i].ssrc == ssrc && c->seeded[i].roc > v)
+			v = c->seeded[i].roc;
 	*roc = v;
 	return 0;
+}
+
+int srtpctx_add_stream(struct srtpctx *c, uint32_t ssrc, uint32_t roc)
+{
+	srtp_err_status_t st;
+	uint32_t v;
+
+	/* srtp_add_stream would insert a second stream for the same SSRC */
+	if (srtp_get_stream_roc(c->session, ssrc, &v) == srtp_err_status_ok)
+		return EEXIST;
+	st = libsrtp_stream(c, true, ssrc);
+	if (st == srtp_err_status_ok) {
+		/* pending until the first packet (see the top of this file) */
+		st = srtp_set_stream_roc(c->session, ssrc, roc);
+		if (st != srtp_err_status_ok)
+			(void)srtp_remove_stream(c->session, htonl(ssrc));
+	}
+	if (st != srtp_err_status_ok) {
+		LOG_ERROR(NULL, "libsrtp2 refused a stream", LF_S("suite", suite_name(c->suite)),
+			  LF_I("srtp_err", st));
+		return st == srtp_err_status_alloc_fail ? ENOMEM : EIO;
+	}
+	if (c->nseeded < sizeof(c->seeded) / sizeof(c->seeded[0])) {
+		c->seeded[c->nseeded].ssrc = ssrc;
+		c->seeded[c->nseeded++].roc = roc;
+	}
+	return 0;
+}
+
+uint64_t srtpctx_packets(const struct srtpctx *c)
+{
+	return atomic_load_explicit(&c->packets, memory_order_relaxed);
 }
 
 const char *srtpctx_result_name(enum srtpctx_result r)

@@ -843,6 +843,337 @@ static void test_libsrtp_mki(void **state)
 	assert_int_equal(srtp_dealloc(rx), srtp_err_status_ok);
 }
 
+/* ---- re-keying: streams of their own with a given ROC ---- */
+
+#define REKEY_SEQ0 1000u  /* 64536 packets under ROC 0, then the wrap */
+#define REKEY_OLD  70000u /* packets under the old key: ROC 1 at the end */
+#define REKEY_NEW  40u	  /* packets under the new key */
+#define REKEY_SEQ1 5464u  /* (REKEY_SEQ0 + REKEY_OLD) % 65536: where the new key goes on */
+
+_Static_assert(REKEY_SEQ1 == (REKEY_SEQ0 + REKEY_OLD) % 65536, "REKEY_SEQ1");
+
+/* The order the new key's packets arrive in: out of order around the switch,
+ * the very first one not the lowest. */
+static unsigned rekey_order(unsigned i)
+{
+	static const unsigned head[] = { 2, 0, 3, 1, 5, 4, 7, 6 };
+
+	return i < sizeof(head) / sizeof(head[0]) ? head[i] : i;
+}
+
+/* Protects REKEY_NEW packets from REKEY_SEQ1 with tx, and with ref (a
+ * session that counted the whole call by itself) when given: the two must
+ * be byte-identical, i.e. tx protects exactly the index libsrtp2 would. */
+static void rekey_protect(struct pkt *out, struct pkt *plain, struct srtpctx *tx,
+			  struct srtpctx *ref)
+{
+	for (unsigned i = 0; i < REKEY_NEW; i++) {
+		build_rtp(&plain[i], (uint16_t)(REKEY_SEQ1 + i), 160, (uint8_t)(i + 77));
+		out[i] = plain[i];
+		assert_int_equal(srtpctx_protect_rtp(tx, out[i].b, &out[i].len, sizeof(out[i].b)),
+				 SRTPCTX_OK);
+		if (ref) {
+			struct pkt r = plain[i];
+
+			assert_int_equal(srtpctx_protect_rtp(ref, r.b, &r.len, sizeof(r.b)),
+					 SRTPCTX_OK);
+			assert_int_equal(r.len, out[i].len);
+			assert_memory_equal(r.b, out[i].b, r.len);
+		}
+	}
+}
+
+/* Delivers the new key's packets in rekey_order to rx, which must take all
+ * of them (want OK) or none (want AUTH_FAIL), and to each of others on a
+ * copy, which must refuse all of them as auth_fail. */
+static void rekey_deliver(const struct pkt *out, const struct pkt *plain, struct srtpctx *rx,
+			  enum srtpctx_result want, struct srtpctx *other)
+{
+	for (unsigned n = 0; n < REKEY_NEW; n++) {
+		unsigned i = rekey_order(n);
+		struct pkt p = out[i];
+
+		if (other) {
+			struct pkt copy = out[i];
+
+			assert_int_equal(srtpctx_unprotect_rtp(other, copy.b, &copy.len),
+					 SRTPCTX_AUTH_FAIL);
+		}
+		assert_int_equal(srtpctx_unprotect_rtp(rx, p.b, &p.len), want);
+		if (want == SRTPCTX_OK) {
+			assert_int_equal(p.len, plain[i].len);
+			assert_memory_equal(p.b, plain[i].b, p.len);
+		}
+	}
+}
+
+/* RFC 3711 section 3.3.1: a new key 70000 packets into a call, after a
+ * sequence wrap. The new contexts get a stream with ROC 1 and take every
+ * packet, out of order around the switch too; a receiver left with the
+ * ssrc_any template (ROC 0) takes none, so the seeding is what does it. The
+ * new sender's packets are byte for byte those of a session that counted
+ * the whole call under the new key by itself. The contexts keep their own
+ * copy of the key: the caller's is wiped before add_stream. */
+static void test_rekey_keeps_roc(void **state)
+{
+	static struct pkt out[REKEY_NEW], plain[REKEY_NEW];
+	const enum suite_id s = SUITE_AES_CM_128_HMAC_SHA1_80;
+	struct sdes_key k1, k2;
+	struct srtpctx *s1, *r1, *s2, *r2, *r2_template, *ref;
+	uint32_t roc;
+
+	(void)state;
+	set_key(&k1, s, 20);
+	set_key(&k2, s, 21);
+	s1 = make_ctx(SRTPCTX_OUTBOUND, s, &k1, false, 0);
+	r1 = make_ctx(SRTPCTX_INBOUND, s, &k1, false, 0);
+	ref = make_ctx(SRTPCTX_OUTBOUND, s, &k2, false, 0);
+	for (unsigned i = 0; i < REKEY_OLD; i++) {
+		struct pkt pl, p, r;
+
+		build_rtp(&pl, (uint16_t)(REKEY_SEQ0 + i), 20, (uint8_t)i);
+		p = r = pl;
+		assert_int_equal(srtpctx_protect_rtp(s1, p.b, &p.len, sizeof(p.b)), SRTPCTX_OK);
+		assert_int_equal(srtpctx_unprotect_rtp(r1, p.b, &p.len), SRTPCTX_OK);
+		assert_int_equal(p.len, pl.len);
+		assert_memory_equal(p.b, pl.b, pl.len);
+		assert_int_equal(srtpctx_protect_rtp(ref, r.b, &r.len, sizeof(r.b)), SRTPCTX_OK);
+	}
+	assert_int_equal(srtpctx_get_roc(s1, TEST_SSRC, &roc), 0);
+	assert_int_equal(roc, 1);
+	assert_int_equal(srtpctx_get_roc(r1, TEST_SSRC, &roc), 0);
+	assert_int_equal(roc, 1);
+	assert_int_equal(srtpctx_packets(s1), REKEY_OLD);
+	assert_int_equal(srtpctx_packets(r1), REKEY_OLD);
+
+	s2 = make_ctx(SRTPCTX_OUTBOUND, s, &k2, false, 0);
+	r2 = make_ctx(SRTPCTX_INBOUND, s, &k2, false, 0);
+	r2_template = make_ctx(SRTPCTX_INBOUND, s, &k2, false, 0);
+	secret_wipe(&k2.keysalt);
+	assert_int_equal(srtpctx_add_stream(s2, TEST_SSRC, 1), 0);
+	assert_int_equal(srtpctx_add_stream(r2, TEST_SSRC, 1), 0);
+	/* libsrtp2 keeps the ROC pending and reports 0 until a packet; the
+	 * wrapper reports what was seeded, so that a second re-key before any
+	 * packet carries it on */
+	roc = 99;
+	assert_int_equal(srtpctx_get_roc(r2, TEST_SSRC, &roc), 0);
+	assert_int_equal(roc, 1);
+	assert_int_equal(srtpctx_get_roc(s2, TEST_SSRC, &roc), 0);
+	assert_int_equal(roc, 1);
+
+	rekey_protect(out, plain, s2, ref);
+	/* a forged packet first does not use the pending ROC up */
+	{
+		struct pkt forged = out[rekey_order(0)];
+
+		forged.b[20] ^= 0x01;
+		assert_int_equal(srtpctx_unprotect_rtp(r2, forged.b, &forged.len),
+				 SRTPCTX_AUTH_FAIL);
+	}
+	rekey_deliver(out, plain, r2, SRTPCTX_OK, r2_template);
+	assert_int_equal(srtpctx_get_roc(s2, TEST_SSRC, &roc), 0);
+	assert_int_equal(roc, 1);
+	assert_int_equal(srtpctx_get_roc(r2, TEST_SSRC, &roc), 0);
+	assert_int_equal(roc, 1);
+	assert_int_equal(srtpctx_get_roc(r2_template, TEST_SSRC, &roc), ENOENT);
+	assert_int_equal(srtpctx_packets(s2), REKEY_NEW);
+	assert_int_equal(srtpctx_packets(r2), REKEY_NEW);
+	assert_int_equal(srtpctx_packets(r2_template), 0);
+
+	srtpctx_destroy(s1);
+	srtpctx_destroy(r1);
+	srtpctx_destroy(s2);
+	srtpctx_destroy(r2);
+	srtpctx_destroy(r2_template);
+	srtpctx_destroy(ref);
+}
+
+/* A peer that starts its ROC again at a re-key (add_stream with 0: the same
+ * as a session that never saw the SSRC): a receiver seeded with 1 takes
+ * none of its packets, one left with the template (ROC 0) takes all. */
+static void test_rekey_resets_roc(void **state)
+{
+	static struct pkt out[REKEY_NEW], plain[REKEY_NEW];
+	const enum suite_id s = SUITE_AES_CM_128_HMAC_SHA1_80;
+	struct sdes_key k2;
+	struct srtpctx *s2, *r2, *r2_template, *fresh;
+	uint32_t roc = 99;
+
+	(void)state;
+	set_key(&k2, s, 22);
+	s2 = make_ctx(SRTPCTX_OUTBOUND, s, &k2, false, 0);
+	r2 = make_ctx(SRTPCTX_INBOUND, s, &k2, false, 0);
+	r2_template = make_ctx(SRTPCTX_INBOUND, s, &k2, false, 0);
+	fresh = make_ctx(SRTPCTX_OUTBOUND, s, &k2, false, 0);
+	assert_int_equal(srtpctx_add_stream(s2, TEST_SSRC, 0), 0);
+	assert_int_equal(srtpctx_get_roc(s2, TEST_SSRC, &roc), 0);
+	assert_int_equal(roc, 0);
+	assert_int_equal(srtpctx_add_stream(r2, TEST_SSRC, 1), 0);
+
+	rekey_protect(out, plain, s2, fresh);
+	rekey_deliver(out, plain, r2_template, SRTPCTX_OK, r2);
+	assert_int_equal(srtpctx_get_roc(s2, TEST_SSRC, &roc), 0);
+	assert_int_equal(roc, 0);
+	assert_int_equal(srtpctx_packets(r2_template), REKEY_NEW);
+	assert_int_equal(srtpctx_packets(r2), 0);
+
+	srtpctx_destroy(s2);
+	srtpctx_destroy(r2);
+	srtpctx_destroy(r2_template);
+	srtpctx_destroy(fresh);
+}
+
+/* EEXIST for a stream added before, or made from the template by a packet
+ * (outbound: any protected packet; inbound: an authenticated one only). */
+static void test_add_stream_exists(void **state)
+{
+	const enum suite_id s = SUITE_AES_CM_128_HMAC_SHA1_80;
+	struct sdes_key k;
+	struct srtpctx *tx, *rx, *rx_forged;
+	struct pkt p, forged;
+
+	(void)state;
+	set_key(&k, s, 23);
+	tx = make_ctx(SRTPCTX_OUTBOUND, s, &k, false, 0);
+	rx = make_ctx(SRTPCTX_INBOUND, s, &k, false, 0);
+	rx_forged = make_ctx(SRTPCTX_INBOUND, s, &k, false, 0);
+
+	assert_int_equal(srtpctx_add_stream(tx, TEST_SSRC + 1, 3), 0);
+	assert_int_equal(srtpctx_add_stream(tx, TEST_SSRC + 1, 3), EEXIST);
+	assert_int_equal(srtpctx_add_stream(tx, TEST_SSRC + 1, 0), EEXIST);
+	assert_int_equal(srtpctx_add_stream(rx, TEST_SSRC + 1, 0), 0);
+	assert_int_equal(srtpctx_add_stream(rx, TEST_SSRC + 1, 0), EEXIST);
+
+	build_rtp(&p, 10, 160, 1);
+	assert_int_equal(srtpctx_protect_rtp(tx, p.b, &p.len, sizeof(p.b)), SRTPCTX_OK);
+	assert_int_equal(srtpctx_add_stream(tx, TEST_SSRC, 0), EEXIST);
+	forged = p;
+	forged.b[30] ^= 0x01;
+	assert_int_equal(srtpctx_unprotect_rtp(rx_forged, forged.b, &forged.len),
+			 SRTPCTX_AUTH_FAIL);
+	assert_int_equal(srtpctx_add_stream(rx_forged, TEST_SSRC, 0), 0);
+	assert_int_equal(srtpctx_unprotect_rtp(rx, p.b, &p.len), SRTPCTX_OK);
+	assert_int_equal(srtpctx_add_stream(rx, TEST_SSRC, 0), EEXIST);
+
+	srtpctx_destroy(tx);
+	srtpctx_destroy(rx);
+	srtpctx_destroy(rx_forged);
+}
+
+/* Every suite, with and without an MKI: added streams with ROC 7 at both
+ * ends across a wrap (ROC 8 after it), the MKI in every packet; SRTCP through
+ * the same streams; a template receiver (ROC 0) takes none of the RTP. */
+static void test_add_stream_every_suite(void **state)
+{
+	(void)state;
+	for (int s = 0; s < SUITE_COUNT; s++) {
+		for (unsigned mki_len = 0; mki_len <= 4; mki_len += 4) {
+			const struct suite_info *si = suite_get(s);
+			uint8_t mki[SDES_MAX_MKI_LEN];
+			struct srtpctx *tx, *rx, *rx_template;
+			struct sdes_key k;
+			uint32_t roc;
+
+			if (!usable(s))
+				continue;
+			set_key(&k, s, 24);
+			if (mki_len)
+				set_mki(&k, 0x0badcafe, mki_len);
+			mki_expected(mki, &k);
+			tx = make_ctx(SRTPCTX_OUTBOUND, s, &k, false, 0);
+			rx = make_ctx(SRTPCTX_INBOUND, s, &k, false, 0);
+			rx_template = make_ctx(SRTPCTX_INBOUND, s, &k, false, 0);
+			assert_int_equal(srtpctx_add_stream(tx, TEST_SSRC, 7), 0);
+			assert_int_equal(srtpctx_add_stream(rx, TEST_SSRC, 7), 0);
+			for (unsigned i = 0; i < 12; i++) {
+				struct pkt plain, p, copy;
+
+				build_rtp(&plain, (uint16_t)(65530 + i), 100, (uint8_t)i);
+				p = plain;
+				assert_int_equal(srtpctx_protect_rtp(tx, p.b, &p.len, sizeof(p.b)),
+						 SRTPCTX_OK);
+				assert_int_equal(p.len, plain.len + si->rtp_tag_len + mki_len);
+				if (mki_len)
+					assert_memory_equal(
+						p.b + plain.len + (si->aead ? si->rtp_tag_len : 0),
+						mki, mki_len);
+				copy = p;
+				assert_int_equal(
+					srtpctx_unprotect_rtp(rx_template, copy.b, &copy.len),
+					SRTPCTX_AUTH_FAIL);
+				assert_int_equal(srtpctx_unprotect_rtp(rx, p.b, &p.len),
+						 SRTPCTX_OK);
+				assert_int_equal(p.len, plain.len);
+				assert_memory_equal(p.b, plain.b, plain.len);
+			}
+			assert_int_equal(srtpctx_get_roc(tx, TEST_SSRC, &roc), 0);
+			assert_int_equal(roc, 8);
+			assert_int_equal(srtpctx_get_roc(rx, TEST_SSRC, &roc), 0);
+			assert_int_equal(roc, 8);
+			check_rtcp_stream(tx, rx, s, &k, false);
+			assert_int_equal(srtpctx_packets(rx), 12 + NPACKETS);
+			srtpctx_destroy(tx);
+			srtpctx_destroy(rx);
+			srtpctx_destroy(rx_template);
+		}
+	}
+}
+
+/* Successful protects and unprotects, RTP and RTCP; nothing that failed. */
+static void test_packets_counted(void **state)
+{
+	const enum suite_id s = SUITE_AES_CM_128_HMAC_SHA1_80;
+	struct sdes_key k;
+	struct srtpctx *tx, *rx;
+	struct pkt rtp[3], rtcp, p;
+
+	(void)state;
+	set_key(&k, s, 25);
+	tx = make_ctx(SRTPCTX_OUTBOUND, s, &k, false, 0);
+	rx = make_ctx(SRTPCTX_INBOUND, s, &k, false, 0);
+	assert_int_equal(srtpctx_packets(tx), 0);
+	assert_int_equal(srtpctx_packets(rx), 0);
+
+	for (unsigned i = 0; i < 3; i++) {
+		build_rtp(&rtp[i], (uint16_t)(50 + i), 160, (uint8_t)i);
+		assert_int_equal(srtpctx_protect_rtp(tx, rtp[i].b, &rtp[i].len, sizeof(rtp[i].b)),
+				 SRTPCTX_OK);
+	}
+	build_rtp(&p, 52, 160, 0); /* not increasing */
+	assert_int_equal(srtpctx_protect_rtp(tx, p.b, &p.len, sizeof(p.b)), SRTPCTX_REPLAY_FAIL);
+	build_rtp(&p, 60, 160, 0);
+	assert_int_equal(srtpctx_protect_rtp(tx, p.b, &p.len, p.len), SRTPCTX_ERROR);
+	assert_int_equal(srtpctx_unprotect_rtp(tx, rtp[0].b, &rtp[0].len), SRTPCTX_ERROR);
+	assert_int_equal(srtpctx_packets(tx), 3);
+	build_rtcp(&rtcp, 1, 10);
+	assert_int_equal(srtpctx_protect_rtcp(tx, rtcp.b, &rtcp.len, sizeof(rtcp.b)), SRTPCTX_OK);
+	assert_int_equal(srtpctx_packets(tx), 4);
+
+	p = rtp[0];
+	p.b[40] ^= 0x01;
+	assert_int_equal(srtpctx_unprotect_rtp(rx, p.b, &p.len), SRTPCTX_AUTH_FAIL);
+	p.len = 5;
+	assert_int_equal(srtpctx_unprotect_rtp(rx, p.b, &p.len), SRTPCTX_CANT_CHECK);
+	assert_int_equal(srtpctx_packets(rx), 0);
+	p = rtp[0];
+	assert_int_equal(srtpctx_unprotect_rtp(rx, p.b, &p.len), SRTPCTX_OK);
+	p = rtp[0];
+	assert_int_equal(srtpctx_unprotect_rtp(rx, p.b, &p.len), SRTPCTX_REPLAY_FAIL);
+	assert_int_equal(srtpctx_unprotect_rtp(rx, rtp[2].b, &rtp[2].len), SRTPCTX_OK);
+	assert_int_equal(srtpctx_packets(rx), 2);
+	p = rtcp;
+	p.b[12] ^= 0x01;
+	assert_int_equal(srtpctx_unprotect_rtcp(rx, p.b, &p.len), SRTPCTX_AUTH_FAIL);
+	p = rtcp;
+	assert_int_equal(srtpctx_unprotect_rtcp(rx, p.b, &p.len), SRTPCTX_OK);
+	assert_int_equal(srtpctx_unprotect_rtcp(rx, rtcp.b, &rtcp.len), SRTPCTX_REPLAY_FAIL);
+	assert_int_equal(srtpctx_packets(rx), 3);
+	assert_int_equal(srtpctx_packets(tx), 4);
+
+	srtpctx_destroy(tx);
+	srtpctx_destroy(rx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -858,6 +1189,11 @@ int main(void)
 		cmocka_unit_test(test_cross_libsrtp),
 		cmocka_unit_test(test_libsrtp_e_bit),
 		cmocka_unit_test(test_libsrtp_mki),
+		cmocka_unit_test(test_rekey_keeps_roc),
+		cmocka_unit_test(test_rekey_resets_roc),
+		cmocka_unit_test(test_add_stream_exists),
+		cmocka_unit_test(test_add_stream_every_suite),
+		cmocka_unit_test(test_packets_counted),
 	};
 
 	return cmocka_run_group_tests_name("srtpctx", tests, setup_group, teardown_group);
