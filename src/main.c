@@ -143,6 +143,7 @@ static int ctl_stats(void *arg, struct control_out *o)
 	control_out_uint(o, "ended_by_srtpbridge", bs.ended_by_us);
 	control_out_uint(o, "ack_timeouts", bs.ack_timeouts);
 	control_out_uint(o, "media_timeouts", bs.media_timeouts);
+	control_out_uint(o, "key_lifetimes_reached", bs.key_lifetimes_reached);
 	control_out_end_object(o);
 	control_out_begin_object(o, "ports");
 	control_out_uint(o, "total", portpool_total(x->pool));

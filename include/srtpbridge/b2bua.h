@@ -64,7 +64,8 @@ struct b2bua_stats {
 	uint64_t failovers;	   /* INVITEs moved on to the next peer */
 	uint64_t ended_by_us;	   /* calls srtpbridge ended itself, Reason attached */
 	uint64_t ack_timeouts, acks_sent;
-	uint64_t media_timeouts; /* calls ended by media_timeout or media_timeout_hold */
+	uint64_t media_timeouts;	/* calls ended by media_timeout or media_timeout_hold */
+	uint64_t key_lifetimes_reached; /* SRTP keys used up to their a=crypto lifetime */
 };
 void b2bua_get_stats(const struct b2bua *b, struct b2bua_stats *out);
 

@@ -45,7 +45,7 @@ void media_session_destroy(struct media_session *s);
 int media_session_update(struct media_session *s,
 			 const struct relay_stream_params p[2][RELAY_MAX_STREAMS], size_t nstreams);
 /* Returns borrowed: the counters and the media timeout's clock. */
-const struct relay_session *media_session_relay(const struct media_session *s);
+struct relay_session *media_session_relay(const struct media_session *s);
 
 size_t media_session_nstreams(const struct media_session *s);
 /* The RTP port of stream i on leg; 0 past the last stream. */

@@ -68,6 +68,30 @@ struct relay_counts {
 	uint64_t last_ms;
 };
 
+/* One key of one direction of one secure leg: the audit trail of re-keys
+ * (srtpbridgectl call ID). Never the key: its fingerprint. */
+struct relay_epoch {
+	unsigned n;	    /* 1, 2, ... per leg, stream and direction */
+	enum relay_dir dir; /* RELAY_IN: the peer's key; RELAY_OUT: ours */
+	char message[16];   /* what carried it: INVITE, 183, 200, ACK, re-INVITE, UPDATE */
+	uint64_t at_ms;	    /* CLOCK_MONOTONIC ms when it was installed */
+	enum suite_id suite;
+	unsigned tag_len; /* SRTP tag bytes */
+	bool has_mki;
+	uint64_t mki;
+	unsigned mki_len;
+	uint64_t lifetime; /* packets; 0: none signalled */
+	char fingerprint[SECRET_FINGERPRINT_LEN];
+	uint64_t first_ms; /* the first packet it authenticated (in) or protected (out); 0 none */
+	uint64_t packets;  /* authenticated or protected under it */
+	bool in_use;	   /* the worker still has it (newest, or the old one in its grace) */
+	enum relay_roc {
+		RELAY_ROC_UNKNOWN = 0,
+		RELAY_ROC_CONTINUED, /* the peer went on with its rollover counter */
+		RELAY_ROC_RESET,     /* the peer started it again at 0 */
+	} roc;
+};
+
 /* What one leg of one stream does now (from the SDP both ways). */
 struct relay_stream_params {
 	bool active; /* relay this stream (audio, a port on both sides) */
@@ -83,6 +107,10 @@ struct relay_stream_params {
 	bool rtcp_mux;
 	bool hold; /* the peer's SDP holds the stream (sendonly, inactive, 0.0.0.0) */
 	enum media_latching latching;
+	enum rekey_roc rekey_roc; /* our rollover counter after a new key of ours */
+	/* What carried the peer's key and ours (the epochs' "message"), e.g.
+	 * "INVITE" and "200"; NULL: "SDP". */
+	const char *peer_msg, *our_msg;
 };
 
 /* Starts the worker thread. main_base is the main thread's loop, where the
@@ -122,5 +150,21 @@ void relay_session_counts(const struct relay_session *s, int leg, size_t i, enum
 uint64_t relay_session_last_rx_ms(const struct relay_session *s);
 /* Whether any leg's peer holds any active stream (media_timeout_hold). */
 bool relay_session_on_hold(const struct relay_session *s);
+
+/* The key epochs of leg, stream i, both directions, oldest first, into
+ * out[0..max); returns how many there are (may exceed max). */
+size_t relay_session_epochs(const struct relay_session *s, int leg, size_t i,
+			    struct relay_epoch *out, size_t max);
+
+/* Once per epoch whose packets reached the lifetime its a=crypto signalled
+ * (libsrtp2 only knows its own 2^48 limit): true with that epoch and its
+ * leg and stream. Main thread, for the log and the counters. */
+bool relay_session_lifetime_news(struct relay_session *s, int *leg, size_t *i,
+				 struct relay_epoch *out);
+
+/* How long an old inbound key stays valid after the new one authenticated
+ * its first packet: packets sent under the old key just before the switch,
+ * reordered or late, are still heard. */
+#define RELAY_REKEY_GRACE_MS 2000
 
 #endif

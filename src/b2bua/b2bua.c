@@ -1265,9 +1265,12 @@ static void media_addr(struct sockaddr_storage *ss, socklen_t *len, const char *
 }
 
 /* Both legs' negotiated state, as the oa module holds it after an answer,
- * to the media worker. A refusal (a key libsrtp2 will not take, after our
- * own checks took it) leaves the old parameters: logged, the call goes on. */
-static void sync_media(struct call *c)
+ * to the media worker. offerer's peer sent its key in offer_msg and got ours
+ * in answer_msg; the other leg the other way round (the key epochs' record).
+ * A refusal (a key libsrtp2 will not take, after our own checks took it)
+ * leaves the old parameters: logged, the call goes on. */
+static void sync_media(struct call *c, const struct leg *offerer, const char *offer_msg,
+		       const char *answer_msg)
 {
 	struct relay_stream_params p[2][RELAY_MAX_STREAMS];
 	size_t n = media_session_nstreams(c->media);
@@ -1297,6 +1300,9 @@ static void sync_media(struct call *c)
 			q->rtcp_mux = si.rtcp_mux;
 			q->hold = si.hold;
 			q->latching = l->trunk->media_latching;
+			q->rekey_roc = l->trunk->rekey_roc;
+			q->peer_msg = l == offerer ? offer_msg : answer_msg;
+			q->our_msg = l == offerer ? answer_msg : offer_msg;
 		}
 	}
 	err = media_session_update(c->media, p, n);
@@ -1330,6 +1336,7 @@ static int answer_for_a_legs(struct call *c, struct leg *from, struct leg *to,
 	size_t n;
 	uint16_t ports[OA_MAX_STREAMS];
 	struct oa_result res;
+	char answer_msg[8];
 	int err;
 
 	*len = 0;
@@ -1349,7 +1356,12 @@ static int answer_for_a_legs(struct call *c, struct leg *from, struct leg *to,
 		return res.status;
 	}
 	*len = res.len;
-	sync_media(c);
+	snprintf(answer_msg, sizeof(answer_msg), "%d", sipmsg_status(resp));
+	sync_media(c, to,
+		   !c->ri.active  ? "INVITE"
+		   : c->ri.invite ? "re-INVITE"
+				  : "UPDATE",
+		   answer_msg);
 	return 0;
 }
 
@@ -1580,7 +1592,7 @@ static bool answer_in_ack(struct call *c, struct leg *from, struct leg *to, osip
 				c->b2b->sdp, SDP_MAX_BYTES, &res);
 		why = err ? "the answer could not be rewritten" : res.status ? res.reason : NULL;
 		if (!why)
-			sync_media(c);
+			sync_media(c, to, "200", "ACK");
 	}
 	if (!why && sipmsg_set_body(held, "application/sdp", c->b2b->sdp, res.len))
 		why = "out of memory";
@@ -2631,6 +2643,27 @@ static void tu_terminated(void *arg, struct txn *t)
 
 /* ---- life ---- */
 
+/* A key that reached the lifetime its a=crypto signalled (libsrtp2 knows
+ * only its own 2^48 limit): said once, counted. srtpbridge goes on with it;
+ * a re-INVITE with a new key before then is the operator's tool
+ * (docs/media.md). */
+static void note_lifetimes(struct call *c)
+{
+	struct relay_session *rs = media_session_relay(c->media);
+	struct relay_epoch e;
+	size_t i;
+	int leg;
+
+	while (relay_session_lifetime_news(rs, &leg, &i, &e)) {
+		c->b2b->st.key_lifetimes_reached++;
+		LOG_WARN(c->id, "an SRTP key reached its signalled lifetime",
+			 LF_S("leg", leg ? "b" : "a"), LF_U("stream", i),
+			 LF_S("key", e.dir == RELAY_IN ? "peer" : "ours"), LF_U("epoch", e.n),
+			 LF_U("lifetime", e.lifetime), LF_U("packets", e.packets),
+			 LF_S("fingerprint", e.fingerprint));
+	}
+}
+
 /* The media timeout (DESIGN.md): a call whose legs have both been silent,
  * no RTP or RTCP either way, for media_timeout s (media_timeout_hold while
  * a leg holds) is over, whatever signalling says: a BYE lost with a dead
@@ -2650,7 +2683,10 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 		char text[120];
 
 		next = c->next;
-		if (c->state != CALL_CONFIRMED || !c->media)
+		if (!c->media)
+			continue;
+		note_lifetimes(c);
+		if (c->state != CALL_CONFIRMED)
 			continue;
 		rs = media_session_relay(c->media);
 		hold = relay_session_on_hold(rs);
@@ -2798,6 +2834,48 @@ static void ctl_counts(struct control_out *o, const char *key, const struct rela
 	control_out_end_object(o);
 }
 
+/* The key epochs of stream i on a leg, both directions, oldest first:
+ * which message brought each key, its suite, MKI and lifetime, a
+ * fingerprint (never the key), and what was heard under it. */
+static void ctl_epochs(const struct call *c, enum media_leg side, size_t i, struct control_out *o)
+{
+	static const char *const rocs[] = { "unknown", "continued", "reset" };
+	const struct relay_session *rs = media_session_relay(c->media);
+	size_t n = relay_session_epochs(rs, side, i, NULL, 0);
+	struct relay_epoch *v = n ? calloc(n, sizeof(*v)) : NULL;
+	uint64_t now = now_ms();
+
+	control_out_begin_array(o, "key_epochs");
+	if (v)
+		relay_session_epochs(rs, side, i, v, n);
+	for (size_t k = 0; v && k < n; k++) {
+		control_out_begin_object(o, NULL);
+		control_out_uint(o, "n", v[k].n);
+		control_out_str(o, "key", v[k].dir == RELAY_IN ? "peer" : "ours");
+		control_out_str(o, "message", v[k].message);
+		control_out_uint(o, "seconds_ago", (now - v[k].at_ms) / 1000u);
+		control_out_str(o, "suite", suite_name(v[k].suite));
+		control_out_uint(o, "tag_bytes", v[k].tag_len);
+		if (v[k].has_mki) {
+			control_out_uint(o, "mki", v[k].mki);
+			control_out_uint(o, "mki_bytes", v[k].mki_len);
+		}
+		if (v[k].lifetime)
+			control_out_uint(o, "lifetime", v[k].lifetime);
+		control_out_str(o, "fingerprint", v[k].fingerprint);
+		if (v[k].first_ms)
+			control_out_uint(o, "first_packet_seconds_ago",
+					 (now - v[k].first_ms) / 1000u);
+		control_out_uint(o, "packets", v[k].packets);
+		control_out_bool(o, "in_use", v[k].in_use);
+		if (v[k].dir == RELAY_IN)
+			control_out_str(o, "peer_roc", rocs[v[k].roc]);
+		control_out_end_object(o);
+	}
+	control_out_end_array(o);
+	free(v);
+}
+
 /* The packets of stream i on a leg, RTP and RTCP, each way. */
 static void ctl_stream_counts(const struct call *c, enum media_leg side, size_t i,
 			      struct control_out *o)
@@ -2864,6 +2942,7 @@ static void ctl_leg(const struct call *c, const struct leg *l, enum media_leg si
 			control_out_bool(o, "hold", si.hold);
 		}
 		ctl_stream_counts(c, side, i, o);
+		ctl_epochs(c, side, i, o);
 		control_out_end_object(o);
 	}
 	control_out_end_array(o);

@@ -43,6 +43,22 @@
 #define RELAY_BUF     (8192 + SRTPCTX_TRAILER_MAX)
 #define READS_PER_RUN 64 /* datagrams read per wake-up of one socket */
 
+/* An epoch (relay_epoch) as the session keeps it: written by the main
+ * thread when the key is installed, its counters by the worker. */
+struct epoch_rec {
+	struct relay_epoch meta; /* the main thread's; first_ms, packets, in_use, roc below */
+	_Atomic uint64_t first_ms, packets;
+	_Atomic bool in_use;
+	_Atomic int roc;
+	bool lifetime_told; /* the main thread's */
+};
+
+/* A context and the epoch it counts for. */
+struct keyed {
+	struct srtpctx *ctx;
+	struct epoch_rec *rec;
+};
+
 enum cmd_type {
 	CMD_ADD = 0,
 	CMD_UPDATE,
@@ -58,6 +74,9 @@ struct wparams {
 	socklen_t addr_len[2];
 	bool replace_in, replace_out; /* the contexts below replace the old ones */
 	struct srtpctx *in, *out;     /* NULL with replace: no context any more */
+	struct srtpctx *in_alt;	      /* the new peer key again, for a peer that restarts its ROC */
+	struct epoch_rec *rec_in, *rec_out;
+	enum rekey_roc rekey_roc;
 };
 
 struct cmd {
@@ -109,6 +128,13 @@ struct wleg {
 	struct sockaddr_storage latch[2]; /* [kind]; AF_UNSPEC: not latched */
 	socklen_t latch_len[2];
 	struct own own;
+	/* Secure legs: the peer's newest key, the same key for a rollover
+	 * counter started again (until the question is settled), the key heard
+	 * before it (during the grace, or while the peer ignores the new one),
+	 * and ours. */
+	struct keyed in, in_alt, in_old, out;
+	uint32_t ssrcs[4]; /* the peer's SSRCs authenticated lately, for ROC seeding */
+	unsigned nssrcs;
 };
 
 /* The main thread's copy of what it last told the worker, to tell a change
@@ -126,6 +152,11 @@ struct relay_session {
 	struct mirror m[2][RELAY_MAX_STREAMS];
 	struct relay_counters ctr[2][RELAY_MAX_STREAMS][2][2]; /* [leg][i][kind][dir] */
 	_Atomic uint64_t last_rx_ms;
+	struct epochs {
+		struct epoch_rec **v;
+		size_t n, cap;
+		unsigned next[2]; /* the last n given, [dir] */
+	} ep[2][RELAY_MAX_STREAMS];
 	void (*done)(void *arg);
 	void *done_arg;
 	struct relay_session *prev, *next; /* the worker's list */
@@ -140,6 +171,7 @@ struct relay {
 	bool events;			/* ev_cmd and ev_done are assigned */
 	struct relay_session *sessions; /* the worker's */
 	uint8_t buf[RELAY_BUF];		/* the worker's one packet buffer */
+	uint8_t copy[RELAY_BUF];	/* a try of one more context (unprotect is in place) */
 };
 
 static uint64_t now_ms(void)
@@ -355,6 +387,132 @@ static void count_result(struct relay_counters *c, enum srtpctx_result r)
 	}
 }
 
+/* ---- keys ---- */
+
+static void heard(struct keyed *k, uint64_t now)
+{
+	uint64_t zero = 0;
+
+	if (!k->rec)
+		return;
+	atomic_compare_exchange_strong_explicit(&k->rec->first_ms, &zero, now, memory_order_relaxed,
+						memory_order_relaxed);
+	add(&k->rec->packets, 1);
+}
+
+/* Lets go of k's context; its epoch is no longer in use unless told. */
+static void drop(struct keyed *k, bool epoch_ends)
+{
+	srtpctx_destroy(k->ctx);
+	if (k->rec && epoch_ends)
+		atomic_store_explicit(&k->rec->in_use, false, memory_order_relaxed);
+	k->ctx = NULL;
+	k->rec = NULL;
+}
+
+static uint32_t ssrc_of(const uint8_t *p)
+{
+	return (uint32_t)p[8] << 24 | (uint32_t)p[9] << 16 | (uint32_t)p[10] << 8 | p[11];
+}
+
+static bool known_ssrc(const struct wleg *l, uint32_t ssrc)
+{
+	for (unsigned i = 0; i < l->nssrcs; i++)
+		if (l->ssrcs[i] == ssrc)
+			return true;
+	return false;
+}
+
+static void note_ssrc(struct wleg *l, const uint8_t *p)
+{
+	uint32_t ssrc = ssrc_of(p);
+
+	if (known_ssrc(l, ssrc))
+		return;
+	if (l->nssrcs == 4)
+		memmove(l->ssrcs, l->ssrcs + 1, 3 * sizeof(l->ssrcs[0]));
+	else
+		l->nssrcs++;
+	l->ssrcs[l->nssrcs - 1] = ssrc;
+}
+
+static enum srtpctx_result try_unprotect(struct srtpctx *c, enum relay_kind kind, uint8_t *buf,
+					 size_t *len)
+{
+	return kind == RELAY_RTP ? srtpctx_unprotect_rtp(c, buf, len)
+				 : srtpctx_unprotect_rtcp(c, buf, len);
+}
+
+/* One try on a copy of buf: the original stays for the next. */
+static enum srtpctx_result try_copy(struct srtpctx *c, enum relay_kind kind, const uint8_t *buf,
+				    size_t len, uint8_t *copy, size_t *n)
+{
+	memcpy(copy, buf, len);
+	*n = len;
+	return try_unprotect(c, kind, copy, n);
+}
+
+/* A packet from a secure leg's peer, under whichever of its keys: the
+ * newest first, then the same key with the rollover counter started again,
+ * then the key heard before (a late or reordered packet of the old key, or
+ * a peer that ignored the new one). With one key, in place; with more,
+ * each try on a copy, since a failed unprotect leaves its buffer undefined.
+ * *buf then points at the copy that authenticated. The first failure's
+ * result is the packet's. */
+static enum srtpctx_result unprotect_in(struct wleg *x, enum relay_kind kind, uint8_t **buf,
+					size_t *len, uint64_t now)
+{
+	uint8_t *copy = x->s->r->copy;
+	enum srtpctx_result first;
+	size_t n;
+
+	if (!x->in_alt.ctx && !x->in_old.ctx) {
+		first = try_unprotect(x->in.ctx, kind, *buf, len);
+		if (first == SRTPCTX_OK) {
+			heard(&x->in, now);
+			if (kind == RELAY_RTP)
+				note_ssrc(x, *buf);
+		}
+		return first;
+	}
+	first = try_copy(x->in.ctx, kind, *buf, *len, copy, &n);
+	if (first == SRTPCTX_OK) {
+		/* RTCP has no rollover counter: only RTP of a stream that was
+		 * seeded settles the question (a new SSRC starts at 0 anyway) */
+		if (kind == RELAY_RTP && x->in_alt.ctx && known_ssrc(x, ssrc_of(copy))) {
+			drop(&x->in_alt, false);
+			atomic_store_explicit(&x->in.rec->roc, RELAY_ROC_CONTINUED,
+					      memory_order_relaxed);
+		}
+		heard(&x->in, now);
+	} else if (kind == RELAY_RTP && x->in_alt.ctx &&
+		   try_copy(x->in_alt.ctx, kind, *buf, *len, copy, &n) == SRTPCTX_OK) {
+		srtpctx_destroy(x->in.ctx);
+		x->in.ctx = x->in_alt.ctx;
+		x->in_alt.ctx = NULL;
+		x->in_alt.rec = NULL;
+		atomic_store_explicit(&x->in.rec->roc, RELAY_ROC_RESET, memory_order_relaxed);
+		heard(&x->in, now);
+	} else if (x->in_old.ctx &&
+		   try_copy(x->in_old.ctx, kind, *buf, *len, copy, &n) == SRTPCTX_OK) {
+		heard(&x->in_old, now);
+	} else {
+		return first;
+	}
+	/* the old key's grace runs from the new key's first packet */
+	if (x->in_old.ctx && x->in.rec) {
+		uint64_t since = atomic_load_explicit(&x->in.rec->first_ms, memory_order_relaxed);
+
+		if (since && now - since >= RELAY_REKEY_GRACE_MS)
+			drop(&x->in_old, true);
+	}
+	if (kind == RELAY_RTP)
+		note_ssrc(x, copy);
+	*buf = copy;
+	*len = n;
+	return SRTPCTX_OK;
+}
+
 /* A packet accepted from x's peer, in buf[0..len) with room to RELAY_BUF,
  * goes to the other leg's peer. */
 static void forward(struct wleg *x, enum relay_kind kind, uint8_t *buf, size_t len, uint64_t now)
@@ -381,7 +539,7 @@ static void forward(struct wleg *x, enum relay_kind kind, uint8_t *buf, size_t l
 		}
 		if (y->p.secure) {
 			own_rewrite(&y->own, buf, &h, now);
-			r = srtpctx_protect_rtp(y->p.out, buf, &len, RELAY_BUF);
+			r = srtpctx_protect_rtp(y->out.ctx, buf, &len, RELAY_BUF);
 		}
 	} else {
 		if (rtcp_check(buf, len)) {
@@ -394,13 +552,15 @@ static void forward(struct wleg *x, enum relay_kind kind, uint8_t *buf, size_t l
 			rtcp_map_source_ssrc(buf, len, x->own.ssrc, x->own.in_ssrc);
 		if (y->p.secure) {
 			rtcp_set_sender_ssrc(buf, len, y->own.ssrc);
-			r = srtpctx_protect_rtcp(y->p.out, buf, &len, RELAY_BUF);
+			r = srtpctx_protect_rtcp(y->out.ctx, buf, &len, RELAY_BUF);
 		}
 	}
 	if (r != SRTPCTX_OK) {
 		count_result(out, r);
 		return;
 	}
+	if (y->p.secure)
+		heard(&y->out, now);
 	if (sendto(y->fd[kind == RELAY_RTCP && !y->p.mux ? RELAY_RTCP : RELAY_RTP], buf, len,
 		   MSG_DONTWAIT, (const struct sockaddr *)to, tolen) < 0) {
 		add(&out->errors, 1);
@@ -430,8 +590,7 @@ static void receive(struct wleg *x, enum relay_kind kind, uint8_t *buf, size_t l
 	if (x->p.secure) {
 		/* anyone may try; only a packet that authenticates counts, or
 		 * moves the latch (symmetric RTP through NAT) */
-		r = kind == RELAY_RTP ? srtpctx_unprotect_rtp(x->p.in, buf, &len)
-				      : srtpctx_unprotect_rtcp(x->p.in, buf, &len);
+		r = unprotect_in(x, kind, &buf, &len, now);
 		if (r != SRTPCTX_OK) {
 			if (exp)
 				count_result(in, r);
@@ -486,9 +645,61 @@ static void wleg_stop(struct wleg *l)
 			event_del(&l->ev[k]);
 		l->ev_added[k] = false;
 	}
-	srtpctx_destroy(l->p.in);
-	srtpctx_destroy(l->p.out);
-	l->p.in = l->p.out = NULL;
+	drop(&l->in, true);
+	drop(&l->in_alt, false);
+	drop(&l->in_old, true);
+	drop(&l->out, true);
+}
+
+/* A new peer key (or none: the leg turned plain). The key last heard
+ * becomes the old one; the new one gets a stream for each SSRC heard,
+ * seeded with the rollover counter the old key reached (a new context
+ * would start at 0 and fail 2^16 packets into a call), and a twin with no
+ * such stream in case the peer starts its counter again. */
+static void rekey_in(struct wleg *l, struct wparams *np)
+{
+	struct epoch_rec *rec = l->in.rec;
+
+	drop(&l->in_alt, false);
+	if (!np->in) {
+		drop(&l->in, true);
+		drop(&l->in_old, true);
+		srtpctx_destroy(np->in_alt);
+	} else {
+		if (rec && atomic_load_explicit(&rec->first_ms, memory_order_relaxed)) {
+			drop(&l->in_old, true);
+			l->in_old = l->in; /* heard: it stays for the grace */
+		} else {
+			drop(&l->in, true); /* never heard: the old one stays */
+		}
+		l->in = (struct keyed){ np->in, np->rec_in };
+		l->in_alt = (struct keyed){ np->in_alt, np->rec_in };
+		for (unsigned i = 0; l->in_old.ctx && i < l->nssrcs; i++) {
+			uint32_t roc;
+
+			if (srtpctx_get_roc(l->in_old.ctx, l->ssrcs[i], &roc) == 0)
+				srtpctx_add_stream(l->in.ctx, l->ssrcs[i], roc);
+		}
+		if (!l->in_old.ctx || !l->nssrcs) /* no history: ROC 0 is all there is */
+			drop(&l->in_alt, false);
+	}
+	np->in = np->in_alt = NULL;
+}
+
+/* A new key of ours: rekey_roc says whether our stream goes on with its
+ * rollover counter (RFC 3711 3.3.1) or starts it again. */
+static void rekey_out(struct wleg *l, struct wparams *np)
+{
+	uint32_t roc = 0;
+
+	if (np->out && l->out.ctx && l->own.init) {
+		if (np->rekey_roc == REKEY_ROC_KEEP)
+			srtpctx_get_roc(l->out.ctx, l->own.ssrc, &roc);
+		srtpctx_add_stream(np->out, l->own.ssrc, roc);
+	}
+	drop(&l->out, true);
+	l->out = (struct keyed){ np->out, np->rec_out };
+	np->out = NULL;
 }
 
 static void apply(struct wleg *l, struct wparams *np)
@@ -501,16 +712,11 @@ static void apply(struct wleg *l, struct wparams *np)
 			memset(&l->latch[k], 0, sizeof(l->latch[k]));
 			l->latch_len[k] = 0;
 		}
-	if (np->replace_in) {
-		srtpctx_destroy(p->in);
-		p->in = np->in;
-	}
-	if (np->replace_out) {
-		srtpctx_destroy(p->out);
-		p->out = np->out;
-	}
-	np->in = np->out = NULL;
-	p->active = np->active && (!np->secure || (p->in && p->out));
+	if (np->replace_in)
+		rekey_in(l, np);
+	if (np->replace_out)
+		rekey_out(l, np);
+	p->active = np->active && (!np->secure || (l->in.ctx && l->out.ctx));
 	p->secure = np->secure;
 	p->mux = np->mux;
 	p->latching = np->latching;
@@ -560,6 +766,7 @@ static void free_params(struct wparams (*p)[RELAY_MAX_STREAMS])
 	for (int leg = 0; leg < 2; leg++)
 		for (size_t i = 0; i < RELAY_MAX_STREAMS; i++) {
 			srtpctx_destroy(p[leg][i].in);
+			srtpctx_destroy(p[leg][i].in_alt);
 			srtpctx_destroy(p[leg][i].out);
 		}
 	free(p);
@@ -754,6 +961,59 @@ static void mirror_wipe(struct mirror *m)
 	OPENSSL_cleanse(m, sizeof(*m));
 }
 
+static int epoch_new(struct epoch_rec **out, enum relay_dir dir,
+		     const struct relay_stream_params *q, const struct sdes_key *key,
+		     const char *msg)
+{
+	struct epoch_rec *e = calloc(1, sizeof(*e));
+	const struct suite_info *si = suite_get(q->suite);
+
+	if (!e)
+		return ENOMEM;
+	e->meta.dir = dir;
+	snprintf(e->meta.message, sizeof(e->meta.message), "%s", msg ? msg : "SDP");
+	e->meta.at_ms = now_ms();
+	e->meta.suite = q->suite;
+	e->meta.tag_len = si ? si->rtp_tag_len : 0;
+	e->meta.has_mki = key->has_mki;
+	e->meta.mki = key->mki;
+	e->meta.mki_len = key->mki_len;
+	e->meta.lifetime = key->lifetime;
+	secret_fingerprint(&key->keysalt, e->meta.fingerprint);
+	atomic_init(&e->first_ms, 0);
+	atomic_init(&e->packets, 0);
+	atomic_init(&e->in_use, true);
+	atomic_init(&e->roc, RELAY_ROC_UNKNOWN);
+	*out = e;
+	return 0;
+}
+
+static int epochs_reserve(struct epochs *l, size_t more)
+{
+	struct epoch_rec **v;
+	size_t cap;
+
+	if (l->n + more <= l->cap)
+		return 0;
+	cap = l->cap ? l->cap * 2 : 4;
+	while (cap < l->n + more)
+		cap *= 2;
+	v = realloc(l->v, cap * sizeof(*v)); /* the worker holds the records, not the array */
+	if (!v)
+		return ENOMEM;
+	l->v = v;
+	l->cap = cap;
+	return 0;
+}
+
+static void epochs_add(struct epochs *l, struct epoch_rec *e)
+{
+	if (!e)
+		return;
+	e->meta.n = ++l->next[e->meta.dir];
+	l->v[l->n++] = e;
+}
+
 int relay_session_update(struct relay_session *s,
 			 const struct relay_stream_params p[2][RELAY_MAX_STREAMS], size_t nstreams)
 {
@@ -785,18 +1045,25 @@ int relay_session_update(struct relay_session *s,
 			np->addr_len[RELAY_RTP] = q->rtp_len;
 			np->addr[RELAY_RTCP] = q->rtcp;
 			np->addr_len[RELAY_RTCP] = q->rtcp_len;
+			np->rekey_roc = q->rekey_roc;
 			if (!keyed) {
 				np->replace_in = np->replace_out = m->secure;
 				continue;
 			}
 			if (!same || !same_key(&m->peer, &q->peer)) {
+				struct srtpctx_params sp = { .suite = q->suite,
+							     .key = &q->peer,
+							     .unencrypted_srtcp =
+								     q->unencrypted_srtcp };
+
 				np->replace_in = true;
-				err = srtpctx_create(
-					&np->in, SRTPCTX_INBOUND,
-					&(struct srtpctx_params){ .suite = q->suite,
-								  .key = &q->peer,
-								  .unencrypted_srtcp =
-									  q->unencrypted_srtcp });
+				err = srtpctx_create(&np->in, SRTPCTX_INBOUND, &sp);
+				/* a key before this one: the peer may restart its ROC */
+				if (!err && m->secure)
+					err = srtpctx_create(&np->in_alt, SRTPCTX_INBOUND, &sp);
+				if (!err)
+					err = epoch_new(&np->rec_in, RELAY_IN, q, &q->peer,
+							q->peer_msg);
 			}
 			if (!err && (!same || !same_key(&m->ours, &q->ours))) {
 				np->replace_out = true;
@@ -806,13 +1073,30 @@ int relay_session_update(struct relay_session *s,
 								  .key = &q->ours,
 								  .unencrypted_srtcp =
 									  q->unencrypted_srtcp });
+				if (!err)
+					err = epoch_new(&np->rec_out, RELAY_OUT, q, &q->ours,
+							q->our_msg);
 			}
 		}
+	if (!err) /* the epochs join the session's lists, or nothing changes */
+		for (int leg = 0; leg < 2 && !err; leg++)
+			for (size_t i = 0; i < s->n && !err; i++)
+				err = epochs_reserve(&s->ep[leg][i], 2);
 	if (err) {
+		for (int leg = 0; leg < 2; leg++)
+			for (size_t i = 0; i < RELAY_MAX_STREAMS; i++) {
+				free(w[leg][i].rec_in);
+				free(w[leg][i].rec_out);
+			}
 		free_params(w);
 		free(c);
 		return err;
 	}
+	for (int leg = 0; leg < 2; leg++)
+		for (size_t i = 0; i < s->n; i++) {
+			epochs_add(&s->ep[leg][i], w[leg][i].rec_in);
+			epochs_add(&s->ep[leg][i], w[leg][i].rec_out);
+		}
 	for (int leg = 0; leg < 2; leg++)
 		for (size_t i = 0; i < s->n; i++) {
 			struct mirror *m = &s->m[leg][i];
@@ -851,8 +1135,12 @@ static void finish(struct relay_session *s)
 	void *arg = s->done_arg;
 
 	for (int leg = 0; leg < 2; leg++)
-		for (size_t i = 0; i < RELAY_MAX_STREAMS; i++)
+		for (size_t i = 0; i < RELAY_MAX_STREAMS; i++) {
 			mirror_wipe(&s->m[leg][i]);
+			for (size_t k = 0; k < s->ep[leg][i].n; k++)
+				free(s->ep[leg][i].v[k]);
+			free(s->ep[leg][i].v);
+		}
 	OPENSSL_cleanse(s->w, sizeof(s->w)); /* the worker is done with it */
 	free(s);
 	if (done)
@@ -915,5 +1203,50 @@ bool relay_session_on_hold(const struct relay_session *s)
 		for (size_t i = 0; i < s->n; i++)
 			if (s->m[leg][i].hold)
 				return true;
+	return false;
+}
+
+size_t relay_session_epochs(const struct relay_session *s, int leg, size_t i,
+			    struct relay_epoch *out, size_t max)
+{
+	const struct epochs *l;
+
+	if (!s || leg < 0 || leg > 1 || i >= s->n)
+		return 0;
+	l = &s->ep[leg][i];
+	for (size_t k = 0; k < l->n && k < max; k++) {
+		const struct epoch_rec *e = l->v[k];
+
+		out[k] = e->meta;
+		out[k].first_ms = atomic_load_explicit(&e->first_ms, memory_order_relaxed);
+		out[k].packets = atomic_load_explicit(&e->packets, memory_order_relaxed);
+		out[k].in_use = atomic_load_explicit(&e->in_use, memory_order_relaxed);
+		out[k].roc = atomic_load_explicit(&e->roc, memory_order_relaxed);
+	}
+	return l->n;
+}
+
+bool relay_session_lifetime_news(struct relay_session *s, int *leg, size_t *i,
+				 struct relay_epoch *out)
+{
+	for (int l = 0; s && l < 2; l++)
+		for (size_t k = 0; k < s->n; k++)
+			for (size_t j = 0; j < s->ep[l][k].n; j++) {
+				struct epoch_rec *e = s->ep[l][k].v[j];
+
+				if (e->lifetime_told || !e->meta.lifetime ||
+				    atomic_load_explicit(&e->packets, memory_order_relaxed) <
+					    e->meta.lifetime)
+					continue;
+				e->lifetime_told = true;
+				*out = e->meta;
+				out->packets =
+					atomic_load_explicit(&e->packets, memory_order_relaxed);
+				out->first_ms =
+					atomic_load_explicit(&e->first_ms, memory_order_relaxed);
+				*leg = l;
+				*i = k;
+				return true;
+			}
 	return false;
 }

@@ -98,7 +98,7 @@ int media_session_update(struct media_session *s,
 	return relay_session_update(s->relay, p, nstreams);
 }
 
-const struct relay_session *media_session_relay(const struct media_session *s)
+struct relay_session *media_session_relay(const struct media_session *s)
 {
 	return s->relay;
 }
