@@ -152,7 +152,8 @@ uint64_t relay_session_last_rx_ms(const struct relay_session *s);
 bool relay_session_on_hold(const struct relay_session *s);
 
 /* The key epochs of leg, stream i, both directions, oldest first, into
- * out[0..max); returns how many there are (may exceed max). */
+ * out[0..max); returns how many there are (may exceed max). The last 32
+ * are kept, and every one still in use. */
 size_t relay_session_epochs(const struct relay_session *s, int leg, size_t i,
 			    struct relay_epoch *out, size_t max);
 

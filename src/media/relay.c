@@ -463,9 +463,17 @@ static enum srtpctx_result unprotect_in(struct wleg *x, enum relay_kind kind, ui
 					size_t *len, uint64_t now)
 {
 	uint8_t *copy = x->s->r->copy;
-	enum srtpctx_result first;
+	enum srtpctx_result first, old = SRTPCTX_AUTH_FAIL;
 	size_t n;
 
+	/* the old key's grace runs from the new key's first packet, whether
+	 * or not anything arrived since */
+	if (x->in_old.ctx && x->in.rec) {
+		uint64_t since = atomic_load_explicit(&x->in.rec->first_ms, memory_order_relaxed);
+
+		if (since && now - since >= RELAY_REKEY_GRACE_MS)
+			drop(&x->in_old, true);
+	}
 	if (!x->in_alt.ctx && !x->in_old.ctx) {
 		first = try_unprotect(x->in.ctx, kind, *buf, len);
 		if (first == SRTPCTX_OK) {
@@ -485,8 +493,11 @@ static enum srtpctx_result unprotect_in(struct wleg *x, enum relay_kind kind, ui
 					      memory_order_relaxed);
 		}
 		heard(&x->in, now);
-	} else if (kind == RELAY_RTP && x->in_alt.ctx &&
+	} else if (kind == RELAY_RTP && x->in_alt.ctx && first == SRTPCTX_AUTH_FAIL &&
 		   try_copy(x->in_alt.ctx, kind, *buf, *len, copy, &n) == SRTPCTX_OK) {
+		/* only an authentication failure asks the ROC question: a replay
+		 * under the new key is one whatever the counter (and the twin,
+		 * without history, would take it) */
 		srtpctx_destroy(x->in.ctx);
 		x->in.ctx = x->in_alt.ctx;
 		x->in_alt.ctx = NULL;
@@ -494,17 +505,11 @@ static enum srtpctx_result unprotect_in(struct wleg *x, enum relay_kind kind, ui
 		atomic_store_explicit(&x->in.rec->roc, RELAY_ROC_RESET, memory_order_relaxed);
 		heard(&x->in, now);
 	} else if (x->in_old.ctx &&
-		   try_copy(x->in_old.ctx, kind, *buf, *len, copy, &n) == SRTPCTX_OK) {
+		   (old = try_copy(x->in_old.ctx, kind, *buf, *len, copy, &n)) == SRTPCTX_OK) {
 		heard(&x->in_old, now);
 	} else {
-		return first;
-	}
-	/* the old key's grace runs from the new key's first packet */
-	if (x->in_old.ctx && x->in.rec) {
-		uint64_t since = atomic_load_explicit(&x->in.rec->first_ms, memory_order_relaxed);
-
-		if (since && now - since >= RELAY_REKEY_GRACE_MS)
-			drop(&x->in_old, true);
+		/* a duplicate of an old-key packet is a replay, not an attack */
+		return old == SRTPCTX_REPLAY_FAIL ? old : first;
 	}
 	if (kind == RELAY_RTP)
 		note_ssrc(x, copy);
@@ -1006,12 +1011,25 @@ static int epochs_reserve(struct epochs *l, size_t more)
 	return 0;
 }
 
+/* A call re-keyed on every hold and resume for hours keeps its last
+ * EPOCHS_KEPT keys, and every one the worker still uses. */
+#define EPOCHS_KEPT 32
+
 static void epochs_add(struct epochs *l, struct epoch_rec *e)
 {
 	if (!e)
 		return;
 	e->meta.n = ++l->next[e->meta.dir];
 	l->v[l->n++] = e;
+	for (size_t k = 0; l->n > EPOCHS_KEPT && k < l->n; k++) {
+		/* in_use turns false only once the worker has let go of it */
+		if (atomic_load_explicit(&l->v[k]->in_use, memory_order_relaxed))
+			continue;
+		free(l->v[k]);
+		memmove(&l->v[k], &l->v[k + 1], (l->n - k - 1) * sizeof(l->v[0]));
+		l->n--;
+		break;
+	}
 }
 
 int relay_session_update(struct relay_session *s,
