@@ -1264,6 +1264,28 @@ static void media_addr(struct sockaddr_storage *ss, socklen_t *len, const char *
 	}
 }
 
+/* A peer's new key takes effect with the answer (oa commits there): said
+ * once per leg, with the streams (the epochs in srtpbridgectl have the rest;
+ * no key, nor its fingerprint, goes to the log). */
+static void log_rekeys(const struct call *c, const struct leg *from, const struct leg *to,
+		       const struct oa_result *res)
+{
+	for (int i = 0; i < 2; i++) {
+		const struct leg *l = i ? to : from;
+		uint32_t mask = i ? res->to_rekeyed : res->from_rekeyed;
+		struct oa_stream_info si;
+
+		/* a first key is no change */
+		for (size_t k = 0; k < OA_MAX_STREAMS; k++)
+			if ((mask >> k & 1) && oa_leg_stream(l->oa, k, &si) == 0 &&
+			    si.peer_epoch < 2)
+				mask &= ~(1u << k);
+		if (mask)
+			LOG_INFO(c->id, "peer key changed", LF_S("leg", l->is_a ? "a" : "b"),
+				 LF_U("streams", mask));
+	}
+}
+
 /* Both legs' negotiated state, as the oa module holds it after an answer,
  * to the media worker. offerer's peer sent its key in offer_msg and got ours
  * in answer_msg; the other leg the other way round (the key epochs' record).
@@ -1356,6 +1378,7 @@ static int answer_for_a_legs(struct call *c, struct leg *from, struct leg *to,
 		return res.status;
 	}
 	*len = res.len;
+	log_rekeys(c, from, to, &res);
 	snprintf(answer_msg, sizeof(answer_msg), "%d", sipmsg_status(resp));
 	sync_media(c, to,
 		   !c->ri.active  ? "INVITE"
@@ -1591,8 +1614,10 @@ static bool answer_in_ack(struct call *c, struct leg *from, struct leg *to, osip
 		err = oa_answer(from->oa, to->oa, (struct slice){ sdp, len }, ports, OA_MAX_STREAMS,
 				c->b2b->sdp, SDP_MAX_BYTES, &res);
 		why = err ? "the answer could not be rewritten" : res.status ? res.reason : NULL;
-		if (!why)
+		if (!why) {
+			log_rekeys(c, from, to, &res);
 			sync_media(c, to, "200", "ACK");
+		}
 	}
 	if (!why && sipmsg_set_body(held, "application/sdp", c->b2b->sdp, res.len))
 		why = "out of memory";
@@ -2033,8 +2058,7 @@ static void on_offer(struct b2bua *b, struct txn *t, osip_message_t *req, struct
 	}
 	ri_start(c, t, req, x, invite, false);
 	LOG_INFO(c->id, "offer relayed", LF_S("method", method),
-		 LF_S("from", x->is_a ? "leg A" : "leg B"),
-		 LF_U("rekeyed", res.from_rekeyed ? 1 : 0));
+		 LF_S("from", x->is_a ? "leg A" : "leg B"));
 }
 
 /* The other leg answered our re-INVITE or UPDATE. */
