@@ -76,6 +76,7 @@ struct ctl_ctx {
 	struct sipcore *sip;
 	struct b2bua *b2b;
 	struct portpool *pool;
+	struct relay *relay;
 	const char *path;
 	time_t started; /* CLOCK_MONOTONIC s */
 };
@@ -121,6 +122,7 @@ static int ctl_stats(void *arg, struct control_out *o)
 	struct ctl_ctx *x = arg;
 	struct sipcore_stats st;
 	struct b2bua_stats bs;
+	struct relay_stats rs;
 
 	sipcore_get_stats(x->sip, &st);
 	b2bua_get_stats(x->b2b, &bs);
@@ -144,6 +146,11 @@ static int ctl_stats(void *arg, struct control_out *o)
 	control_out_uint(o, "ack_timeouts", bs.ack_timeouts);
 	control_out_uint(o, "media_timeouts", bs.media_timeouts);
 	control_out_uint(o, "key_lifetimes_reached", bs.key_lifetimes_reached);
+	control_out_end_object(o);
+	relay_get_stats(x->relay, &rs);
+	control_out_begin_object(o, "srtp");
+	control_out_uint(o, "rekey_roc_continued", rs.roc_continued);
+	control_out_uint(o, "rekey_roc_reset", rs.roc_reset);
 	control_out_end_object(o);
 	control_out_begin_object(o, "ports");
 	control_out_uint(o, "total", portpool_total(x->pool));
@@ -312,6 +319,7 @@ static int run(const char *path)
 	ctx.sip = sip;
 	ctx.b2b = b2b;
 	ctx.pool = pool;
+	ctx.relay = relay;
 	daemon_set_hooks(d, &hooks);
 	/* Without it the daemon still works: a development run may point at a
 	 * directory that does not exist. */

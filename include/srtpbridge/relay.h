@@ -123,6 +123,13 @@ int relay_create(struct relay **out, struct event_base *main_base);
  * Main thread. */
 void relay_destroy(struct relay *r);
 
+/* Over all sessions since start. */
+struct relay_stats {
+	uint64_t roc_continued; /* peers that went on with their ROC at a re-key */
+	uint64_t roc_reset;	/* peers that started it again at 0 */
+};
+void relay_get_stats(const struct relay *r, struct relay_stats *out);
+
 /* A session over nstreams streams whose sockets are fds[leg][i] (RTP) and
  * fds_rtcp[leg][i] (RTCP), owned by the caller until done() is called on the
  * main thread after relay_session_remove. Nothing is relayed until the

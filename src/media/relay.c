@@ -168,10 +168,11 @@ struct relay {
 	bool started;
 	struct queue to_worker, to_main;
 	struct event ev_cmd, ev_done;
-	bool events;			/* ev_cmd and ev_done are assigned */
-	struct relay_session *sessions; /* the worker's */
-	uint8_t buf[RELAY_BUF];		/* the worker's one packet buffer */
-	uint8_t copy[RELAY_BUF];	/* a try of one more context (unprotect is in place) */
+	bool events;				   /* ev_cmd and ev_done are assigned */
+	struct relay_session *sessions;		   /* the worker's */
+	_Atomic uint64_t roc_continued, roc_reset; /* peers' ROC after a re-key, as found */
+	uint8_t buf[RELAY_BUF];			   /* the worker's one packet buffer */
+	uint8_t copy[RELAY_BUF]; /* a try of one more context (unprotect is in place) */
 };
 
 static uint64_t now_ms(void)
@@ -491,6 +492,7 @@ static enum srtpctx_result unprotect_in(struct wleg *x, enum relay_kind kind, ui
 			drop(&x->in_alt, false);
 			atomic_store_explicit(&x->in.rec->roc, RELAY_ROC_CONTINUED,
 					      memory_order_relaxed);
+			add(&x->s->r->roc_continued, 1);
 		}
 		heard(&x->in, now);
 	} else if (kind == RELAY_RTP && x->in_alt.ctx && first == SRTPCTX_AUTH_FAIL &&
@@ -503,6 +505,7 @@ static enum srtpctx_result unprotect_in(struct wleg *x, enum relay_kind kind, ui
 		x->in_alt.ctx = NULL;
 		x->in_alt.rec = NULL;
 		atomic_store_explicit(&x->in.rec->roc, RELAY_ROC_RESET, memory_order_relaxed);
+		add(&x->s->r->roc_reset, 1);
 		heard(&x->in, now);
 	} else if (x->in_old.ctx &&
 		   (old = try_copy(x->in_old.ctx, kind, *buf, *len, copy, &n)) == SRTPCTX_OK) {
@@ -1267,4 +1270,13 @@ bool relay_session_lifetime_news(struct relay_session *s, int *leg, size_t *i,
 				return true;
 			}
 	return false;
+}
+
+void relay_get_stats(const struct relay *r, struct relay_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!r)
+		return;
+	out->roc_continued = atomic_load_explicit(&r->roc_continued, memory_order_relaxed);
+	out->roc_reset = atomic_load_explicit(&r->roc_reset, memory_order_relaxed);
 }

@@ -35,6 +35,7 @@ media_timeout_hold = @HOLD@
 listen = udp:127.0.0.1:@PORT@
 peers = udp:127.0.0.1:@PEER@
 options_interval = 0
+crypto_lifetime = @LIFETIME@
 route = ivr
 
 [trunk:ivr]
@@ -59,12 +60,13 @@ def udp():
 
 
 class MediaTest(DaemonTestCase):
-    def start(self, timeout=30, hold=3600):
+    def start(self, timeout=30, hold=3600, lifetime=""):
         self.port, self.peer_port, self.ivr, self.ivr_peer = harness.free_ports(4)
         self.ctl_sock = self.tmp.join("ctl.sock")
         text = harness.render(CONFIG, CTL=self.ctl_sock, MEDIA=harness.free_media_range(16),
                               PORT=self.port, PEER=self.peer_port, IVR=self.ivr,
-                              IVR_PEER=self.ivr_peer, TIMEOUT=timeout, HOLD=hold)
+                              IVR_PEER=self.ivr_peer, TIMEOUT=timeout, HOLD=hold,
+                              LIFETIME=lifetime)
         self.daemon = self.start_daemon(self.tmp.write("sbc.ini", text))
         self.daemon.wait_ready()
         self.ivr_sock = Peer(self, "udp", self.ivr_peer)
@@ -152,6 +154,31 @@ class MediaTest(DaemonTestCase):
         self.carrier.bye()
         bye, _, _, _ = self.ivr_sock.expect(lambda f, h, b: f.startswith("BYE "), "BYE")
         self.ivr_sock.send(respond(bye, 200, "OK"))
+
+    def test_key_lifetime_reached_is_logged_once_and_counted(self):
+        # our key toward the carrier signals a lifetime of 2^7 = 128 packets
+        self.start(lifetime="2^7")
+        _, b_port = self.call()
+        rc, reply = ctl(self.ctl_sock, "call", self.call_id())
+        ours = [e for e in reply["call"]["leg_a"]["streams"][0]["key_epochs"]
+                if e["key"] == "ours"]
+        self.assertEqual([(e["n"], e["lifetime"]) for e in ours], [(1, 128)])
+        for i in range(140):
+            self.im.sendto(rtp(i, 160 * i, 0x1111), ("127.0.0.1", b_port))
+            self.cm.recv(4096)
+        rec = self.daemon.wait_for_log(msg="an SRTP key reached its signalled lifetime",
+                                       timeout=5)
+        self.assertEqual((rec["leg"], rec["key"], rec["epoch"], rec["lifetime"]),
+                         ("a", "ours", "1", "128"))
+        self.assertNotIn(KEY, rec["_raw"])
+        rc, reply = ctl(self.ctl_sock, "stats")
+        self.assertEqual(reply["calls"]["key_lifetimes_reached"], 1)
+        for i in range(140, 150):  # said once, not at every packet after
+            self.im.sendto(rtp(i, 160 * i, 0x1111), ("127.0.0.1", b_port))
+            self.cm.recv(4096)
+        time.sleep(1.2)  # the sweep runs once a second: give it one more turn
+        self.assertEqual(len(self.daemon.find_logs(
+            msg="an SRTP key reached its signalled lifetime")), 1)
 
     def expect_timeout_byes(self, text):
         """Both legs get a BYE with the media timeout's Reason."""

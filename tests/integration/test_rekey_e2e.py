@@ -527,6 +527,9 @@ class RekeyTest(DaemonTestCase):
         self.assertEqual([e["peer_roc"] for e in peer],
                          ["unknown", "continued" if roc == "keep" else "reset", "continued"],
                          "peer_roc with the carrier's roc %s\n%s" % (roc, ev()))
+        rc, stats = ctl(self.ctl_sock, "stats")
+        self.assertEqual((stats["srtp"]["rekey_roc_continued"], stats["srtp"]["rekey_roc_reset"]),
+                         (2, 0) if roc == "keep" else (1, 1), "the daemon's count of which")
         ours = self.epochs(info, "ours")
         if rekey == "keep":
             self.assertEqual([(e["n"], e["message"], e["packets"], e["in_use"]) for e in ours],
