@@ -1,50 +1,27 @@
 /* A call's media session over a real port pool on loopback: pairs on both
  * legs per stream, ports reported per leg, everything given back on destroy
  * and on a failed create (the pool running dry half-way), bad arguments. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "srtpbridge/media_session.h"
 
-/* A block of 16 ports nobody holds, at an offset from the pid. */
-static uint16_t free_block(void)
-{
-	unsigned start = (unsigned)getpid() % 300;
+#include "udp_fixture.h"
 
-	for (unsigned k = 0; k < 300; k++) {
-		uint16_t base = (uint16_t)(46000 + ((start + k) % 300) * 16);
-		unsigned i;
-
-		for (i = 0; i < 16; i++) {
-			struct sockaddr_in sin = { .sin_family = AF_INET,
-						   .sin_port = htons((uint16_t)(base + i)) };
-			int fd = socket(AF_INET, SOCK_DGRAM, 0);
-			int ok = bind(fd, (struct sockaddr *)&sin, sizeof(sin));
-
-			close(fd);
-			if (ok != 0)
-				break;
-		}
-		if (i == 16)
-			return base;
-	}
-	fail_msg("no free block of ports");
-	return 0;
-}
+/* free_block's range: 300 blocks of 16 ports, 46000..50800 (test_relay.c
+ * and test_rekey.c have their own, below 29000). */
+#define PORT_BASE   46000
+#define PORT_BLOCKS 300
 
 static void two_legs_and_back(void **state)
 {
-	uint16_t base = free_block();
+	uint16_t base = free_block(PORT_BASE, PORT_BLOCKS);
 	struct portpool *pool = NULL;
 	struct media_session *s = NULL;
 	uint16_t ports[MEDIA_SESSION_MAX_STREAMS];
@@ -76,7 +53,7 @@ static void two_legs_and_back(void **state)
 
 static void dry_pool_gives_back(void **state)
 {
-	uint16_t base = free_block();
+	uint16_t base = free_block(PORT_BASE, PORT_BLOCKS);
 	struct portpool *pool = NULL;
 	struct media_session *s = NULL, *t = NULL;
 
@@ -97,7 +74,7 @@ static void dry_pool_gives_back(void **state)
 
 static void bad_arguments(void **state)
 {
-	uint16_t base = free_block();
+	uint16_t base = free_block(PORT_BASE, PORT_BLOCKS);
 	struct portpool *pool = NULL;
 	struct media_session *s = NULL;
 

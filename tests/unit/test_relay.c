@@ -7,7 +7,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -16,8 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 #include <event2/event.h>
@@ -31,6 +28,8 @@
 #include "srtpbridge/srtplib.h"
 #include "srtpbridge/suite.h"
 
+#include "udp_fixture.h"
+
 #define WAIT_MS	    3000 /* the deadline of anything that should happen */
 #define BUF_SIZE    (1500 + SRTPCTX_TRAILER_MAX)
 #define PAYLOAD_LEN 160
@@ -38,94 +37,12 @@
 #define OTHER_SSRC  0x0badcafeu /* a source in report blocks that nobody rewrites */
 #define LEG_A	    MEDIA_LEG_A
 #define LEG_B	    MEDIA_LEG_B
+/* free_block's range: 500 blocks of 16 ports, below the ephemeral range
+ * (the other unit tests use 42000..58000). */
+#define PORT_BASE   21000
+#define PORT_BLOCKS 500
 
-/* ---- time, ports, sockets ---- */
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void nap_ms(unsigned ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-/* A block of 16 ports nobody holds, below the ephemeral range, at an offset
- * from the pid (the other unit tests use 42000..58000). */
-static uint16_t free_block(void)
-{
-	unsigned start = (unsigned)getpid() % 500;
-
-	for (unsigned k = 0; k < 500; k++) {
-		uint16_t base = (uint16_t)(21000 + ((start + k) % 500) * 16);
-		unsigned i;
-
-		for (i = 0; i < 16; i++) {
-			struct sockaddr_in sin = { .sin_family = AF_INET,
-						   .sin_port = htons((uint16_t)(base + i)) };
-			int fd = socket(AF_INET, SOCK_DGRAM, 0);
-			int ok = bind(fd, (struct sockaddr *)&sin, sizeof(sin));
-
-			close(fd);
-			if (ok != 0)
-				break;
-		}
-		if (i == 16)
-			return base;
-	}
-	fail_msg("no free block of ports");
-	return 0;
-}
-
-static struct sockaddr_in loopback(uint16_t port)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
-
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	return sin;
-}
-
-/* A UDP socket on 127.0.0.1 and an ephemeral port, its address in *at. */
-static int udp_socket(struct sockaddr_in *at)
-{
-	struct sockaddr_in sin = loopback(0);
-	socklen_t len = sizeof(*at);
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-
-	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)at, &len), 0);
-	return fd;
-}
-
-static void set_addr(struct sockaddr_storage *ss, socklen_t *len, const struct sockaddr_in *sin)
-{
-	memset(ss, 0, sizeof(*ss));
-	memcpy(ss, sin, sizeof(*sin));
-	*len = sizeof(*sin);
-}
-
-static void send_to(int fd, const uint8_t *b, size_t n, const struct sockaddr_in *to)
-{
-	assert_int_equal(sendto(fd, b, n, 0, (const struct sockaddr *)to, sizeof(*to)), (ssize_t)n);
-}
-
-/* A datagram within timeout_ms, its length; -1 when none came. */
-static ssize_t recv_within(int fd, uint8_t *b, size_t cap, int timeout_ms, struct sockaddr_in *from)
-{
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	socklen_t len = sizeof(*from);
-
-	if (poll(&pfd, 1, timeout_ms) != 1)
-		return -1;
-	return recvfrom(fd, b, cap, MSG_DONTWAIT, (struct sockaddr *)from, &len);
-}
+/* ---- sockets (the rest is in udp_fixture.h) ---- */
 
 /* The next datagram on fd, which must come within WAIT_MS from `from`. */
 static size_t recv_must(int fd, uint8_t *b, size_t cap, const struct sockaddr_in *from)
@@ -135,8 +52,7 @@ static size_t recv_must(int fd, uint8_t *b, size_t cap, const struct sockaddr_in
 
 	if (n < 0)
 		fail_msg("nothing arrived within %d ms", WAIT_MS);
-	assert_int_equal(src.sin_addr.s_addr, from->sin_addr.s_addr);
-	assert_int_equal(ntohs(src.sin_port), ntohs(from->sin_port));
+	assert_port(&src, from);
 	return (size_t)n;
 }
 
@@ -150,28 +66,6 @@ static void assert_nothing(int fd)
 }
 
 /* ---- packets ---- */
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)(v >> 16));
-	put16(p + 2, (uint16_t)v);
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)get16(p) << 16 | get16(p + 2);
-}
 
 /* RTP with a 12-byte header and PAYLOAD_LEN bytes that start with seq and
  * ssrc's low half (so that a receiver can tell which packet it got). */
@@ -329,7 +223,7 @@ static void fx_release(struct fx *f);
 static struct fx *fx_init(struct opts o)
 {
 	struct fx *f = &the_fx;
-	uint16_t base = free_block();
+	uint16_t base = free_block(PORT_BASE, PORT_BLOCKS);
 	struct relay_stream_params *a, *b;
 
 	if (f->live)
@@ -599,13 +493,6 @@ static struct srtpctx *fx_wrong_tx(struct fx *f)
 	random_key(&f->wrong, f->o.suite);
 	f->wrong_tx = make_ctx(SRTPCTX_OUTBOUND, f->o.suite, &f->wrong, f->o.unencrypted_srtcp);
 	return f->wrong_tx;
-}
-
-static void close_fd(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
 }
 
 /* Frees everything without a check: also the teardown of a failed test. */
