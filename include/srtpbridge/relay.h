@@ -59,12 +59,15 @@ struct relay_counters {
 	_Atomic uint64_t auth_fail, replay_fail, cant_check;
 	_Atomic uint64_t unexpected_source; /* in only: a source that is not the peer */
 	_Atomic uint64_t errors;	    /* malformed, not relayable now, send failures */
-	_Atomic uint64_t last_ms;	    /* CLOCK_MONOTONIC ms of the last packet; 0 never */
+	_Atomic uint64_t
+		recovered; /* in only: failed at first, then taken by a key installed after */
+	_Atomic uint64_t last_ms; /* CLOCK_MONOTONIC ms of the last packet; 0 never */
 };
 
 /* A plain copy, for the main thread. */
 struct relay_counts {
 	uint64_t packets, bytes, auth_fail, replay_fail, cant_check, unexpected_source, errors;
+	uint64_t recovered;
 	uint64_t last_ms;
 };
 

@@ -41,7 +41,10 @@
 #define MAX_MISORDER  64 /* = the bits of own.sent */
 #define RTP_RATE_KHZ  8
 #define RELAY_BUF     (8192 + SRTPCTX_TRAILER_MAX)
-#define READS_PER_RUN 64 /* datagrams read per wake-up of one socket */
+#define READS_PER_RUN 64   /* datagrams read per wake-up of one socket */
+#define HELD_N	      32   /* packets kept that no key of their leg took */
+#define HELD_MAX      1500 /* bytes of such a packet; larger ones are not kept */
+#define HELD_MS	      1000 /* how long one is worth a try with the next key */
 
 /* An epoch (relay_epoch) as the session keeps it: written by the main
  * thread when the key is installed, its counters by the worker. */
@@ -147,6 +150,7 @@ struct mirror {
 
 struct relay_session {
 	struct relay *r;
+	uint64_t gen; /* tells a session from a later one at the same address */
 	size_t n;
 	struct wleg w[2][RELAY_MAX_STREAMS];
 	struct mirror m[2][RELAY_MAX_STREAMS];
@@ -172,7 +176,21 @@ struct relay {
 	struct relay_session *sessions;		   /* the worker's */
 	_Atomic uint64_t roc_continued, roc_reset; /* peers' ROC after a re-key, as found */
 	uint8_t buf[RELAY_BUF];			   /* the worker's one packet buffer */
-	uint8_t copy[RELAY_BUF]; /* a try of one more context (unprotect is in place) */
+	uint8_t copy[RELAY_BUF]; /* where unprotect works: the packet stays for the next try */
+	/* Packets from a secure leg's peer that no key took: a peer that starts
+	 * a new key as it sends the answer carrying it is ahead of us, and its
+	 * first packets are tried again when that key is installed. */
+	struct held {
+		struct wleg *l; /* compared, never followed, until gen matches */
+		uint64_t gen;
+		uint64_t at;
+		enum relay_kind kind;
+		size_t len;
+		struct sockaddr_storage src;
+		socklen_t srclen;
+		uint8_t data[HELD_MAX];
+	} held[HELD_N];
+	unsigned held_next;
 };
 
 static uint64_t now_ms(void)
@@ -456,10 +474,11 @@ static enum srtpctx_result try_copy(struct srtpctx *c, enum relay_kind kind, con
 /* A packet from a secure leg's peer, under whichever of its keys: the
  * newest first, then the same key with the rollover counter started again,
  * then the key heard before (a late or reordered packet of the old key, or
- * a peer that ignored the new one). With one key, in place; with more,
- * each try on a copy, since a failed unprotect leaves its buffer undefined.
- * *buf then points at the copy that authenticated. The first failure's
- * result is the packet's. */
+ * a peer that ignored the new one). Each try works on a copy, since a failed
+ * unprotect leaves its buffer undefined: the packet itself stays, for the
+ * next try or to be held (a memcpy of a packet costs a few percent of its
+ * decryption). *buf then points at the copy that authenticated. The first
+ * failure's result is the packet's. */
 static enum srtpctx_result unprotect_in(struct wleg *x, enum relay_kind kind, uint8_t **buf,
 					size_t *len, uint64_t now)
 {
@@ -474,15 +493,6 @@ static enum srtpctx_result unprotect_in(struct wleg *x, enum relay_kind kind, ui
 
 		if (since && now - since >= RELAY_REKEY_GRACE_MS)
 			drop(&x->in_old, true);
-	}
-	if (!x->in_alt.ctx && !x->in_old.ctx) {
-		first = try_unprotect(x->in.ctx, kind, *buf, len);
-		if (first == SRTPCTX_OK) {
-			heard(&x->in, now);
-			if (kind == RELAY_RTP)
-				note_ssrc(x, *buf);
-		}
-		return first;
 	}
 	first = try_copy(x->in.ctx, kind, *buf, *len, copy, &n);
 	if (first == SRTPCTX_OK) {
@@ -579,8 +589,30 @@ static void forward(struct wleg *x, enum relay_kind kind, uint8_t *buf, size_t l
 	atomic_store_explicit(&out->last_ms, now, memory_order_relaxed);
 }
 
-static void receive(struct wleg *x, enum relay_kind kind, uint8_t *buf, size_t len,
-		    const struct sockaddr_storage *src, socklen_t srclen, uint64_t now)
+/* Keeps a packet no key took, for the key that may come next. */
+static void hold(struct wleg *x, enum relay_kind kind, const uint8_t *buf, size_t len,
+		 const struct sockaddr_storage *src, socklen_t srclen, uint64_t now)
+{
+	struct relay *r = x->s->r;
+	struct held *h;
+
+	if (!r || len > HELD_MAX)
+		return;
+	h = &r->held[r->held_next++ % HELD_N];
+	h->l = x;
+	h->gen = x->s->gen;
+	h->at = now;
+	h->kind = kind;
+	h->len = len;
+	h->src = *src;
+	h->srclen = srclen;
+	memcpy(h->data, buf, len);
+}
+
+/* Returns whether the packet was taken (and relayed, if it could be). A
+ * retry is not held again. */
+static bool receive(struct wleg *x, enum relay_kind kind, uint8_t *buf, size_t len,
+		    const struct sockaddr_storage *src, socklen_t srclen, uint64_t now, bool retry)
 {
 	struct relay_session *s = x->s;
 	struct relay_counters *in;
@@ -592,7 +624,7 @@ static void receive(struct wleg *x, enum relay_kind kind, uint8_t *buf, size_t l
 	in = &s->ctr[x->leg][x->i][kind][RELAY_IN];
 	if (!x->p.active) {
 		add(&in->errors, 1); /* before the answer, or a stream declined */
-		return;
+		return false;
 	}
 	exp = expected(x, kind, src);
 	if (x->p.secure) {
@@ -600,18 +632,21 @@ static void receive(struct wleg *x, enum relay_kind kind, uint8_t *buf, size_t l
 		 * moves the latch (symmetric RTP through NAT) */
 		r = unprotect_in(x, kind, &buf, &len, now);
 		if (r != SRTPCTX_OK) {
-			if (exp)
-				count_result(in, r);
-			else
+			if (!exp) {
 				add(&in->unexpected_source, 1);
-			return;
+			} else if (!retry) {
+				count_result(in, r);
+				if (r == SRTPCTX_AUTH_FAIL)
+					hold(x, kind, buf, len, src, srclen, now);
+			}
+			return false;
 		}
 		if (!exp || x->latch[x->p.mux ? RELAY_RTP : kind].ss_family == AF_UNSPEC)
 			latch(x, kind, src, srclen);
 	} else {
 		if (!exp) {
 			add(&in->unexpected_source, 1);
-			return;
+			return false;
 		}
 		if (x->p.latching == LATCH_LEARN &&
 		    x->latch[x->p.mux ? RELAY_RTP : kind].ss_family == AF_UNSPEC)
@@ -622,6 +657,28 @@ static void receive(struct wleg *x, enum relay_kind kind, uint8_t *buf, size_t l
 	atomic_store_explicit(&in->last_ms, now, memory_order_relaxed);
 	atomic_store_explicit(&s->last_rx_ms, now, memory_order_relaxed);
 	forward(x, kind, buf, len, now);
+	return true;
+}
+
+/* A new key of x's peer is in: the packets it sent under it before we had
+ * it get their second chance. Out of order by then, but not lost. */
+static void retry_held(struct wleg *x)
+{
+	struct relay *r = x->s->r;
+	uint64_t now = now_ms();
+
+	for (unsigned i = 0; r && i < HELD_N; i++) {
+		struct held *h = &r->held[i];
+
+		if (h->l != x || h->gen != x->s->gen)
+			continue;
+		h->l = NULL;
+		if (now - h->at > HELD_MS)
+			continue;
+		memcpy(r->buf, h->data, h->len);
+		if (receive(x, h->kind, r->buf, h->len, &h->src, h->srclen, now, true))
+			add(&x->s->ctr[x->leg][x->i][h->kind][RELAY_IN].recovered, 1);
+	}
 }
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
@@ -640,7 +697,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 
 		if (n < 0)
 			return; /* EAGAIN, or an ICMP error of an earlier send */
-		receive(x, ref->kind, r->buf, (size_t)n, &src, srclen, now);
+		receive(x, ref->kind, r->buf, (size_t)n, &src, srclen, now, false);
 	}
 }
 
@@ -796,6 +853,12 @@ static void on_cmd(evutil_socket_t fd, short what, void *arg)
 			for (int leg = 0; leg < 2; leg++)
 				for (size_t i = 0; i < c->s->n; i++)
 					apply(&c->s->w[leg][i], &c->p[leg][i]);
+			/* both legs as they are now: what was held may go through */
+			for (int leg = 0; leg < 2; leg++)
+				for (size_t i = 0; i < c->s->n; i++)
+					if (c->p[leg][i].replace_in && c->s->w[leg][i].in.ctx &&
+					    c->s->w[leg][i].p.active)
+						retry_held(&c->s->w[leg][i]);
 			free_params(c->p);
 			free(c);
 			break;
@@ -928,7 +991,10 @@ int relay_session_create(struct relay_session **out, struct relay *r, size_t nst
 		free(s);
 		return ENOMEM;
 	}
+	static _Atomic uint64_t gens;
+
 	s->r = r;
+	s->gen = atomic_fetch_add_explicit(&gens, 1, memory_order_relaxed) + 1;
 	s->n = nstreams;
 	for (int leg = 0; leg < 2; leg++)
 		for (size_t i = 0; i < nstreams; i++) {
@@ -1209,6 +1275,7 @@ void relay_session_counts(const struct relay_session *s, int leg, size_t i, enum
 	LOAD(cant_check);
 	LOAD(unexpected_source);
 	LOAD(errors);
+	LOAD(recovered);
 	out->last_ms = atomic_load_explicit(&c->last_ms, memory_order_relaxed);
 #undef LOAD
 }

@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -26,8 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 #include <event2/event.h>
@@ -40,6 +37,8 @@
 #include "srtpbridge/srtpctx.h"
 #include "srtpbridge/srtplib.h"
 #include "srtpbridge/suite.h"
+
+#include "udp_fixture.h"
 
 #define WAIT_MS	    3000 /* the deadline of anything that should happen */
 #define BUF_SIZE    (1500 + SRTPCTX_TRAILER_MAX)
@@ -56,97 +55,12 @@
 #define MAX_KEYS    8
 #define MAX_EPOCHS  64
 #define TALLY_MAX   16384
+/* free_block's range: 500 blocks of 16 ports, below the ephemeral range and
+ * away from test_relay.c's (21000..29000). */
+#define PORT_BASE   13000
+#define PORT_BLOCKS 500
 
-/* ---- time, ports, sockets (as in test_relay.c) ---- */
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void nap_ms(unsigned ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-/* A block of 16 ports nobody holds, below the ephemeral range, at an offset
- * from the pid and away from test_relay.c's (21000..29000). */
-static uint16_t free_block(void)
-{
-	unsigned start = (unsigned)getpid() % 500;
-
-	for (unsigned k = 0; k < 500; k++) {
-		uint16_t base = (uint16_t)(13000 + ((start + k) % 500) * 16);
-		unsigned i;
-
-		for (i = 0; i < 16; i++) {
-			struct sockaddr_in sin = { .sin_family = AF_INET,
-						   .sin_port = htons((uint16_t)(base + i)) };
-			int fd = socket(AF_INET, SOCK_DGRAM, 0);
-			int ok = bind(fd, (struct sockaddr *)&sin, sizeof(sin));
-
-			close(fd);
-			if (ok != 0)
-				break;
-		}
-		if (i == 16)
-			return base;
-	}
-	fail_msg("no free block of ports");
-	return 0;
-}
-
-static struct sockaddr_in loopback(uint16_t port)
-{
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(port) };
-
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	return sin;
-}
-
-/* A UDP socket on 127.0.0.1 and an ephemeral port, its address in *at. */
-static int udp_socket(struct sockaddr_in *at)
-{
-	struct sockaddr_in sin = loopback(0);
-	socklen_t len = sizeof(*at);
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	int rcvbuf = 4 << 20;
-
-	assert_true(fd >= 0);
-	/* room for a burst (the kernel caps it at rmem_max) */
-	(void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)at, &len), 0);
-	return fd;
-}
-
-static void set_addr(struct sockaddr_storage *ss, socklen_t *len, const struct sockaddr_in *sin)
-{
-	memset(ss, 0, sizeof(*ss));
-	memcpy(ss, sin, sizeof(*sin));
-	*len = sizeof(*sin);
-}
-
-static void send_to(int fd, const uint8_t *b, size_t n, const struct sockaddr_in *to)
-{
-	assert_int_equal(sendto(fd, b, n, 0, (const struct sockaddr *)to, sizeof(*to)), (ssize_t)n);
-}
-
-/* A datagram within timeout_ms, its length; -1 when none came. */
-static ssize_t recv_within(int fd, uint8_t *b, size_t cap, int timeout_ms, struct sockaddr_in *from)
-{
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	socklen_t len = sizeof(*from);
-
-	if (poll(&pfd, 1, timeout_ms) != 1)
-		return -1;
-	return recvfrom(fd, b, cap, MSG_DONTWAIT, (struct sockaddr *)from, &len);
-}
+/* ---- sockets (the rest is in udp_fixture.h) ---- */
 
 /* How many datagrams were waiting on fd; they are read. */
 static unsigned drain(int fd)
@@ -160,35 +74,7 @@ static unsigned drain(int fd)
 	return n;
 }
 
-static void assert_port(const struct sockaddr_in *src, const struct sockaddr_in *want)
-{
-	assert_int_equal(src->sin_addr.s_addr, want->sin_addr.s_addr);
-	assert_int_equal(ntohs(src->sin_port), ntohs(want->sin_port));
-}
-
 /* ---- packets ---- */
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)(v >> 16));
-	put16(p + 2, (uint16_t)v);
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)get16(p) << 16 | get16(p + 2);
-}
 
 /* The IVR's RTP: payload that starts with seq and ssrc's low half. */
 static size_t build_rtp(uint8_t *p, uint8_t pt, uint16_t seq, uint32_t ts, uint32_t ssrc)
@@ -375,7 +261,7 @@ static void fx_release(struct fx *f);
 static struct fx *fx_init(void)
 {
 	struct fx *f = &the_fx;
-	uint16_t base = free_block();
+	uint16_t base = free_block(PORT_BASE, PORT_BLOCKS);
 	struct relay_stream_params *a, *b;
 
 	if (f->live)
@@ -476,13 +362,6 @@ static struct fx *fx_start(void)
 	fx_carrier_keys(f);
 	fx_apply(f, NULL, NULL);
 	return f;
-}
-
-static void close_fd(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
 }
 
 /* Frees everything without a check: also the teardown of a failed test. */
@@ -1042,6 +921,41 @@ static void grace_ends_without_traffic(void **state)
 	fx_fini(f);
 }
 
+/* A peer that starts its new key as it sends the answer carrying it is
+ * ahead of us: its first packets under the new key arrive before the key is
+ * installed. They are refused (auth_fail) and held, then taken when the key
+ * comes: out of order, but not lost, and counted as recovered. */
+static void early_packets_of_new_key_recovered(void **state)
+{
+	struct plan pl = plan_same(7000, 10);
+	struct srtpctx *tx2;
+	struct relay_counts c;
+	unsigned idx = 0;
+	uint64_t before;
+	struct fx *f;
+
+	(void)state;
+	f = fx_start();
+	for (; idx < 10; idx++) {
+		car_send(f, f->tx, &pl, idx);
+		ivr_take_must(f, &pl);
+	}
+	random_key(&f->keys[0]);
+	tx2 = fx_ctx(f, SRTPCTX_OUTBOUND, &f->keys[0]);
+	before = refused(f);
+	for (; idx < 13; idx++)
+		car_send(f, tx2, &pl, idx);
+	wait_refused(f, before + 3);
+	fx_peer_key(f, &f->keys[0], "200");
+	for (; idx < 20; idx++)
+		car_send(f, tx2, &pl, idx);
+	ivr_take_all(f, &pl);
+	c = counts(f, LEG_A, RELAY_RTP, RELAY_IN);
+	assert_int_equal(c.recovered, 3);
+	assert_int_equal(c.auth_fail, 3); /* counted when they came, as they were then */
+	fx_fini(f);
+}
+
 /* ---- 3. a thousand re-keys on one call ---- */
 
 /* 1000 re-keys with 2 packets under each key, 5 ms apart: 2000 packets in
@@ -1537,6 +1451,7 @@ int main(void)
 		cmocka_unit_test_teardown(peer_roc_reset_or_continued, teardown_test),
 		cmocka_unit_test_teardown(grace_ends_without_traffic, teardown_test),
 		cmocka_unit_test_teardown(duplicate_at_switch_refused, teardown_test),
+		cmocka_unit_test_teardown(early_packets_of_new_key_recovered, teardown_test),
 		cmocka_unit_test_teardown(thousand_rekeys_no_gap, teardown_test),
 		cmocka_unit_test_teardown(mki_both_ways, teardown_test),
 		cmocka_unit_test_teardown(plain_secure_plain, teardown_test),
