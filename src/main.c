@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -152,6 +153,13 @@ static int ctl_stats(void *arg, struct control_out *o)
 	control_out_uint(o, "rekey_roc_continued", rs.roc_continued);
 	control_out_uint(o, "rekey_roc_reset", rs.roc_reset);
 	control_out_end_object(o);
+	control_out_begin_object(o, "media");
+	control_out_uint(o, "workers", rs.workers);
+	control_out_uint(o, "sessions", rs.sessions);
+	control_out_uint(o, "batches", rs.batches);
+	control_out_uint(o, "datagrams", rs.datagrams);
+	control_out_uint(o, "late", rs.late);
+	control_out_end_object(o);
 	control_out_begin_object(o, "ports");
 	control_out_uint(o, "total", portpool_total(x->pool));
 	control_out_uint(o, "free", portpool_free_count(x->pool));
@@ -210,6 +218,45 @@ static void ctl_drain(void *arg)
 	daemon_drain(((struct ctl_ctx *)arg)->d);
 }
 
+/* Each media worker's heartbeat is a heartbeat source of the daemon: the
+ * watchdog is fed only while every worker's loop turns. */
+struct beats {
+	struct daemon *d;
+	unsigned ids[256];
+};
+
+static void on_beat(void *arg, unsigned worker)
+{
+	struct beats *b = arg;
+
+	daemon_heartbeat(b->d, b->ids[worker]);
+}
+
+/* media_workers = auto: one per core online (the main thread shares one). */
+static int start_media(struct relay **out, struct event_base *base, struct daemon *d, int workers,
+		       struct beats *b)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned n = workers > 0 ? (unsigned)workers : cores > 0 ? (unsigned)cores : 1;
+	int err;
+
+	if (n > sizeof(b->ids) / sizeof(b->ids[0]))
+		n = sizeof(b->ids) / sizeof(b->ids[0]);
+	b->d = d;
+	for (unsigned i = 0; i < n; i++)
+		if ((err = daemon_heartbeat_register(d, &b->ids[i])) != 0) {
+			LOG_ERROR(NULL, "cannot start: too many media workers for the watchdog",
+				  LF_U("workers", n));
+			return err;
+		}
+	err = relay_create(out, base, n, on_beat, b);
+	if (err)
+		LOG_ERROR(NULL, "cannot start the media workers", LF_S("error", strerror(err)));
+	else
+		LOG_INFO(NULL, "media workers started", LF_U("workers", n));
+	return err;
+}
+
 static int run(const char *path)
 {
 	struct config_problems probs = { 0 };
@@ -221,6 +268,7 @@ static int run(const char *path)
 	struct portpool *pool = NULL;
 	struct b2bua *b2b = NULL;
 	struct relay *relay = NULL;
+	static struct beats beats;
 	struct ctl_ctx ctx = { .path = path, .started = monotonic_s() };
 	struct daemon_hooks hooks = { .reloaded = on_reloaded,
 				      .draining = on_draining,
@@ -282,12 +330,9 @@ static int run(const char *path)
 			      (unsigned)cfg->global.media_port_quarantine, NULL, NULL);
 	if (err)
 		snprintf(why, sizeof(why), "cannot create the media port pool: %s", strerror(err));
-	else if ((err = relay_create(&relay, base)) != 0)
-		snprintf(why, sizeof(why), "cannot start the media worker: %s", strerror(err));
 	else
 		err = sipcore_create(&sip, base, cfg, why, sizeof(why));
 	if (err) {
-		relay_destroy(relay);
 		portpool_destroy(pool);
 		LOG_ERROR(NULL, "cannot start", LF_S("reason", why));
 		config_unref(cfg);
@@ -297,10 +342,18 @@ static int run(const char *path)
 	}
 	err = daemon_create(&d, base, path, cfg);
 	if (!err) {
+		err = start_media(&relay, base, d, cfg->global.media_workers, &beats);
+		if (err) {
+			daemon_destroy(d); /* with the reference to cfg it took */
+			cfg = NULL;
+		}
+	}
+	if (!err) {
 		struct b2bua_hooks bh = { .hold = on_call_start, .release = on_call_end, .arg = d };
 
 		err = b2bua_create(&b2b, base, sip, pool, relay, daemon_config(d), &bh);
 		if (err) {
+			relay_destroy(relay);
 			daemon_destroy(d); /* with the reference to cfg it took */
 			cfg = NULL;
 		}
@@ -308,7 +361,6 @@ static int run(const char *path)
 	if (err) {
 		LOG_ERROR(NULL, "cannot start", LF_S("error", strerror(err)));
 		sipcore_destroy(sip);
-		relay_destroy(relay);
 		portpool_destroy(pool);
 		config_unref(cfg);
 		event_base_free(base);

@@ -59,15 +59,15 @@ struct relay_counters {
 	_Atomic uint64_t auth_fail, replay_fail, cant_check;
 	_Atomic uint64_t unexpected_source; /* in only: a source that is not the peer */
 	_Atomic uint64_t errors;	    /* malformed, not relayable now, send failures */
-	_Atomic uint64_t
-		recovered; /* in only: failed at first, then taken by a key installed after */
-	_Atomic uint64_t last_ms; /* CLOCK_MONOTONIC ms of the last packet; 0 never */
+	_Atomic uint64_t recovered; /* in: failed at first, taken by a key installed after */
+	_Atomic uint64_t late;	    /* in: shed under overload, having waited too long */
+	_Atomic uint64_t last_ms;   /* CLOCK_MONOTONIC ms of the last packet; 0 never */
 };
 
 /* A plain copy, for the main thread. */
 struct relay_counts {
 	uint64_t packets, bytes, auth_fail, replay_fail, cant_check, unexpected_source, errors;
-	uint64_t recovered;
+	uint64_t recovered, late;
 	uint64_t last_ms;
 };
 
@@ -116,20 +116,29 @@ struct relay_stream_params {
 	const char *peer_msg, *our_msg;
 };
 
-/* Starts the worker thread. main_base is the main thread's loop, where the
- * worker's news (removed sessions) are finished. 0, ENOMEM, or the errno of
+/* Starts nworkers worker threads (0: one), each with its own loop; a new
+ * session goes to the worker with the fewest. main_base is the main
+ * thread's loop, where the workers' news (removed sessions) are finished.
+ * Each worker calls beat(beat_arg, index) every few tens of milliseconds
+ * from its own thread while its loop turns (NULL: none): the daemon's
+ * watchdog waits for every worker's. 0, ENOMEM, or the errno of
  * eventfd/pthread_create. */
-int relay_create(struct relay **out, struct event_base *main_base);
-/* Stops the worker and joins it. Every session must have been removed
+int relay_create(struct relay **out, struct event_base *main_base, unsigned nworkers,
+		 void (*beat)(void *arg, unsigned worker), void *beat_arg);
+unsigned relay_workers(const struct relay *r);
+/* Stops the workers and joins them. Every session must have been removed
  * (relay_session_remove) first, as the daemon does by ending its calls: the
  * removals pending then are finished here, their done() called. NULL-safe.
  * Main thread. */
 void relay_destroy(struct relay *r);
 
-/* Over all sessions since start. */
+/* Over all workers since start. */
 struct relay_stats {
-	uint64_t roc_continued; /* peers that went on with their ROC at a re-key */
-	uint64_t roc_reset;	/* peers that started it again at 0 */
+	unsigned workers, sessions;
+	uint64_t roc_continued;	     /* peers that went on with their ROC at a re-key */
+	uint64_t roc_reset;	     /* peers that started it again at 0 */
+	uint64_t batches, datagrams; /* recvmmsg calls and what they read */
+	uint64_t late;		     /* packets shed: they waited too long in their socket */
 };
 void relay_get_stats(const struct relay *r, struct relay_stats *out);
 

@@ -2852,6 +2852,7 @@ static void ctl_counts(struct control_out *o, const char *key, const struct rela
 		control_out_uint(o, "cant_check", c->cant_check);
 		control_out_uint(o, "unexpected_source", c->unexpected_source);
 		control_out_uint(o, "recovered", c->recovered);
+		control_out_uint(o, "late", c->late);
 	}
 	control_out_uint(o, "errors", c->errors);
 	if (c->last_ms)

@@ -45,6 +45,9 @@
 #define HELD_N	      32   /* packets kept that no key of their leg took */
 #define HELD_MAX      1500 /* bytes of such a packet; larger ones are not kept */
 #define HELD_MS	      1000 /* how long one is worth a try with the next key */
+#define BATCH	      32   /* datagrams per recvmmsg and sendmmsg */
+#define LATE_MS	      50   /* a packet that waited longer in its socket is shed */
+#define BEAT_MS	      20   /* a worker's heartbeat: well inside any watchdog ping */
 
 /* An epoch (relay_epoch) as the session keeps it: written by the main
  * thread when the key is installed, its counters by the worker. */
@@ -148,9 +151,12 @@ struct mirror {
 	struct sdes_key ours, peer;
 };
 
+struct worker;
+
 struct relay_session {
 	struct relay *r;
-	uint64_t gen; /* tells a session from a later one at the same address */
+	struct worker *wk; /* the media worker that runs it, for its whole life */
+	uint64_t gen;	   /* tells a session from a later one at the same address */
 	size_t n;
 	struct wleg w[2][RELAY_MAX_STREAMS];
 	struct mirror m[2][RELAY_MAX_STREAMS];
@@ -166,17 +172,39 @@ struct relay_session {
 	struct relay_session *prev, *next; /* the worker's list */
 };
 
-struct relay {
-	struct event_base *main_base, *base;
+/* What one batch of datagrams read from a socket becomes: every packet
+ * accepted goes out on the other leg's socket, so a batch leaves in one
+ * sendmmsg. */
+struct out_batch {
+	struct mmsghdr msg[BATCH];
+	struct iovec iov[BATCH];
+	struct relay_counters *ctr[BATCH];
+	int fd;
+	unsigned n;
+};
+
+/* One media worker: a thread, its loop, its share of the sessions. */
+struct worker {
+	struct relay *r;
+	unsigned idx;
+	struct event_base *base;
 	pthread_t thread;
-	bool started;
-	struct queue to_worker, to_main;
-	struct event ev_cmd, ev_done;
-	bool events;				   /* ev_cmd and ev_done are assigned */
+	bool started, events; /* ev_cmd and ev_beat are assigned */
+	struct queue q;	      /* commands from the main thread */
+	struct event ev_cmd, ev_beat;
+	unsigned nsessions;			   /* the main thread's count, to share calls out */
 	struct relay_session *sessions;		   /* the worker's */
 	_Atomic uint64_t roc_continued, roc_reset; /* peers' ROC after a re-key, as found */
-	uint8_t buf[RELAY_BUF];			   /* the worker's one packet buffer */
-	uint8_t copy[RELAY_BUF]; /* where unprotect works: the packet stays for the next try */
+	_Atomic uint64_t batches, datagrams, late; /* recvmmsg calls, what they read, shed */
+	/* recvmmsg's buffers, and a copy of each for unprotect to work in (the
+	 * packet stays for the next try) */
+	struct mmsghdr rmsg[BATCH];
+	struct iovec riov[BATCH];
+	struct sockaddr_storage rsrc[BATCH];
+	char rctl[BATCH][CMSG_SPACE(sizeof(struct timespec))];
+	uint8_t buf[BATCH][RELAY_BUF];
+	uint8_t copy[BATCH][RELAY_BUF];
+	struct out_batch out;
 	/* Packets from a secure leg's peer that no key took: a peer that starts
 	 * a new key as it sends the answer carrying it is ahead of us, and its
 	 * first packets are tried again when that key is installed. */
@@ -191,6 +219,17 @@ struct relay {
 		uint8_t data[HELD_MAX];
 	} held[HELD_N];
 	unsigned held_next;
+};
+
+struct relay {
+	struct event_base *main_base;
+	struct queue to_main; /* removed sessions, from every worker */
+	struct event ev_done;
+	bool events;
+	void (*beat)(void *arg, unsigned worker);
+	void *beat_arg;
+	unsigned n;
+	struct worker **w;
 };
 
 static uint64_t now_ms(void)
@@ -480,9 +519,8 @@ static enum srtpctx_result try_copy(struct srtpctx *c, enum relay_kind kind, con
  * decryption). *buf then points at the copy that authenticated. The first
  * failure's result is the packet's. */
 static enum srtpctx_result unprotect_in(struct wleg *x, enum relay_kind kind, uint8_t **buf,
-					size_t *len, uint64_t now)
+					size_t *len, uint64_t now, uint8_t *copy)
 {
-	uint8_t *copy = x->s->r->copy;
 	enum srtpctx_result first, old = SRTPCTX_AUTH_FAIL;
 	size_t n;
 
@@ -502,7 +540,7 @@ static enum srtpctx_result unprotect_in(struct wleg *x, enum relay_kind kind, ui
 			drop(&x->in_alt, false);
 			atomic_store_explicit(&x->in.rec->roc, RELAY_ROC_CONTINUED,
 					      memory_order_relaxed);
-			add(&x->s->r->roc_continued, 1);
+			add(&x->s->wk->roc_continued, 1);
 		}
 		heard(&x->in, now);
 	} else if (kind == RELAY_RTP && x->in_alt.ctx && first == SRTPCTX_AUTH_FAIL &&
@@ -515,7 +553,7 @@ static enum srtpctx_result unprotect_in(struct wleg *x, enum relay_kind kind, ui
 		x->in_alt.ctx = NULL;
 		x->in_alt.rec = NULL;
 		atomic_store_explicit(&x->in.rec->roc, RELAY_ROC_RESET, memory_order_relaxed);
-		add(&x->s->r->roc_reset, 1);
+		add(&x->s->wk->roc_reset, 1);
 		heard(&x->in, now);
 	} else if (x->in_old.ctx &&
 		   (old = try_copy(x->in_old.ctx, kind, *buf, *len, copy, &n)) == SRTPCTX_OK) {
@@ -531,8 +569,53 @@ static enum srtpctx_result unprotect_in(struct wleg *x, enum relay_kind kind, ui
 	return SRTPCTX_OK;
 }
 
+/* ---- sending: one sendmmsg a batch ---- */
+
+static void out_flush(struct worker *w)
+{
+	struct out_batch *b = &w->out;
+	uint64_t now = now_ms();
+	unsigned i = 0;
+
+	while (i < b->n) {
+		int sent = sendmmsg(b->fd, &b->msg[i], b->n - i, MSG_DONTWAIT);
+
+		if (sent <= 0) { /* the first one failed: counted, the rest tried */
+			add(&b->ctr[i]->errors, 1);
+			i++;
+			continue;
+		}
+		for (int k = 0; k < sent; k++, i++) {
+			add(&b->ctr[i]->packets, 1);
+			add(&b->ctr[i]->bytes, b->iov[i].iov_len);
+			atomic_store_explicit(&b->ctr[i]->last_ms, now, memory_order_relaxed);
+		}
+	}
+	b->n = 0;
+}
+
+/* Queues buf (alive until the flush) for fd; a batch holds one socket. */
+static void out_add(struct worker *w, int fd, uint8_t *buf, size_t len,
+		    const struct sockaddr_storage *to, socklen_t tolen, struct relay_counters *ctr)
+{
+	struct out_batch *b = &w->out;
+	struct mmsghdr *m;
+
+	if (b->n && (b->fd != fd || b->n == BATCH))
+		out_flush(w);
+	b->fd = fd;
+	b->iov[b->n] = (struct iovec){ buf, len };
+	b->ctr[b->n] = ctr;
+	m = &b->msg[b->n++];
+	memset(m, 0, sizeof(*m));
+	m->msg_hdr.msg_name = (void *)to;
+	m->msg_hdr.msg_namelen = tolen;
+	m->msg_hdr.msg_iov = &b->iov[b->n - 1];
+	m->msg_hdr.msg_iovlen = 1;
+}
+
 /* A packet accepted from x's peer, in buf[0..len) with room to RELAY_BUF,
- * goes to the other leg's peer. */
+ * goes to the other leg's peer (queued in the worker's batch). */
 static void forward(struct wleg *x, enum relay_kind kind, uint8_t *buf, size_t len, uint64_t now)
 {
 	struct relay_session *s = x->s;
@@ -579,26 +662,20 @@ static void forward(struct wleg *x, enum relay_kind kind, uint8_t *buf, size_t l
 	}
 	if (y->p.secure)
 		heard(&y->out, now);
-	if (sendto(y->fd[kind == RELAY_RTCP && !y->p.mux ? RELAY_RTCP : RELAY_RTP], buf, len,
-		   MSG_DONTWAIT, (const struct sockaddr *)to, tolen) < 0) {
-		add(&out->errors, 1);
-		return;
-	}
-	add(&out->packets, 1);
-	add(&out->bytes, len);
-	atomic_store_explicit(&out->last_ms, now, memory_order_relaxed);
+	out_add(s->wk, y->fd[kind == RELAY_RTCP && !y->p.mux ? RELAY_RTCP : RELAY_RTP], buf, len,
+		to, tolen, out);
 }
 
 /* Keeps a packet no key took, for the key that may come next. */
 static void hold(struct wleg *x, enum relay_kind kind, const uint8_t *buf, size_t len,
 		 const struct sockaddr_storage *src, socklen_t srclen, uint64_t now)
 {
-	struct relay *r = x->s->r;
+	struct worker *w = x->s->wk;
 	struct held *h;
 
-	if (!r || len > HELD_MAX)
+	if (!w || len > HELD_MAX)
 		return;
-	h = &r->held[r->held_next++ % HELD_N];
+	h = &w->held[w->held_next++ % HELD_N];
 	h->l = x;
 	h->gen = x->s->gen;
 	h->at = now;
@@ -612,7 +689,8 @@ static void hold(struct wleg *x, enum relay_kind kind, const uint8_t *buf, size_
 /* Returns whether the packet was taken (and relayed, if it could be). A
  * retry is not held again. */
 static bool receive(struct wleg *x, enum relay_kind kind, uint8_t *buf, size_t len,
-		    const struct sockaddr_storage *src, socklen_t srclen, uint64_t now, bool retry)
+		    const struct sockaddr_storage *src, socklen_t srclen, uint64_t now, bool retry,
+		    uint8_t *copy)
 {
 	struct relay_session *s = x->s;
 	struct relay_counters *in;
@@ -630,7 +708,7 @@ static bool receive(struct wleg *x, enum relay_kind kind, uint8_t *buf, size_t l
 	if (x->p.secure) {
 		/* anyone may try; only a packet that authenticates counts, or
 		 * moves the latch (symmetric RTP through NAT) */
-		r = unprotect_in(x, kind, &buf, &len, now);
+		r = unprotect_in(x, kind, &buf, &len, now, copy);
 		if (r != SRTPCTX_OK) {
 			if (!exp) {
 				add(&in->unexpected_source, 1);
@@ -664,40 +742,92 @@ static bool receive(struct wleg *x, enum relay_kind kind, uint8_t *buf, size_t l
  * it get their second chance. Out of order by then, but not lost. */
 static void retry_held(struct wleg *x)
 {
-	struct relay *r = x->s->r;
+	struct worker *w = x->s->wk;
 	uint64_t now = now_ms();
 
-	for (unsigned i = 0; r && i < HELD_N; i++) {
-		struct held *h = &r->held[i];
+	for (unsigned i = 0; w && i < HELD_N; i++) {
+		struct held *h = &w->held[i];
 
 		if (h->l != x || h->gen != x->s->gen)
 			continue;
 		h->l = NULL;
 		if (now - h->at > HELD_MS)
 			continue;
-		memcpy(r->buf, h->data, h->len);
-		if (receive(x, h->kind, r->buf, h->len, &h->src, h->srclen, now, true))
+		memcpy(w->buf[0], h->data, h->len);
+		if (receive(x, h->kind, w->buf[0], h->len, &h->src, h->srclen, now, true,
+			    w->copy[0]))
 			add(&x->s->ctr[x->leg][x->i][h->kind][RELAY_IN].recovered, 1);
+		out_flush(w); /* buf[0] is the next one's */
 	}
 }
 
+/* How long the datagram of m waited in its socket, from the kernel's
+ * receive stamp (SO_TIMESTAMPNS); 0 when it has none. */
+static uint64_t waited_ms(const struct msghdr *m, const struct timespec *now)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR((struct msghdr *)m); c;
+	     c = CMSG_NXTHDR((struct msghdr *)m, c)) {
+		struct timespec ts;
+		int64_t ns;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS)
+			continue;
+		memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+		ns = (int64_t)(now->tv_sec - ts.tv_sec) * 1000000000 + (now->tv_nsec - ts.tv_nsec);
+		return ns > 0 ? (uint64_t)ns / 1000000u : 0;
+	}
+	return 0;
+}
+
+/* Up to two batches a wake-up (then the loop serves the other sockets), each
+ * read with one recvmmsg and sent with one sendmmsg. Under overload a packet
+ * that waited in its socket longer than LATE_MS is shed and counted rather
+ * than relayed late: the queue is the kernel's, and an audio packet that
+ * late is worse than none (rtpengine's queues reach 100 ms and more). */
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct fdref *ref = arg;
 	struct wleg *x = ref->l;
-	struct relay *r = x->s->r;
+	struct worker *w = x->s->wk;
 	uint64_t now = now_ms();
+	struct timespec rt;
 
-	for (int i = 0; i < READS_PER_RUN; i++) {
-		struct sockaddr_storage src;
-		socklen_t srclen = sizeof(src);
-		/* room after the packet for the trailer a protect adds */
-		ssize_t n = recvfrom(fd, r->buf, RELAY_BUF - SRTPCTX_TRAILER_MAX, MSG_DONTWAIT,
-				     (struct sockaddr *)&src, &srclen);
+	clock_gettime(CLOCK_REALTIME, &rt); /* the stamps' clock */
+	for (int round = 0; round < 2; round++) {
+		int n;
 
-		if (n < 0)
-			return; /* EAGAIN, or an ICMP error of an earlier send */
-		receive(x, ref->kind, r->buf, (size_t)n, &src, srclen, now, false);
+		for (int i = 0; i < BATCH; i++) {
+			struct msghdr *h = &w->rmsg[i].msg_hdr;
+
+			/* room after the packet for the trailer a protect adds */
+			w->riov[i] = (struct iovec){ w->buf[i], RELAY_BUF - SRTPCTX_TRAILER_MAX };
+			h->msg_name = &w->rsrc[i];
+			h->msg_namelen = sizeof(w->rsrc[i]);
+			h->msg_iov = &w->riov[i];
+			h->msg_iovlen = 1;
+			h->msg_control = w->rctl[i];
+			h->msg_controllen = sizeof(w->rctl[i]);
+			h->msg_flags = 0;
+		}
+		n = recvmmsg(fd, w->rmsg, BATCH, MSG_DONTWAIT, NULL);
+		if (n <= 0)
+			break; /* EAGAIN, or an ICMP error of an earlier send */
+		add(&w->batches, 1);
+		add(&w->datagrams, (uint64_t)n);
+		for (int i = 0; i < n; i++) {
+			const struct msghdr *h = &w->rmsg[i].msg_hdr;
+
+			if (waited_ms(h, &rt) > LATE_MS) {
+				add(&x->s->ctr[x->leg][x->i][ref->kind][RELAY_IN].late, 1);
+				add(&w->late, 1);
+				continue;
+			}
+			receive(x, ref->kind, w->buf[i], w->rmsg[i].msg_len, &w->rsrc[i],
+				h->msg_namelen, now, false, w->copy[i]);
+		}
+		out_flush(w);
+		if (n < BATCH)
+			break;
 	}
 }
 
@@ -789,12 +919,14 @@ static void apply(struct wleg *l, struct wparams *np)
 	memcpy(p->addr_len, np->addr_len, sizeof(p->addr_len));
 }
 
-static void session_add(struct relay *r, struct relay_session *s)
+static void session_add(struct worker *w, struct relay_session *s)
 {
-	s->next = r->sessions;
-	if (r->sessions)
-		r->sessions->prev = s;
-	r->sessions = s;
+	int on = 1;
+
+	s->next = w->sessions;
+	if (w->sessions)
+		w->sessions->prev = s;
+	w->sessions = s;
 	for (int leg = 0; leg < 2; leg++)
 		for (size_t i = 0; i < s->n; i++) {
 			struct wleg *l = &s->w[leg][i];
@@ -802,26 +934,29 @@ static void session_add(struct relay *r, struct relay_session *s)
 			for (int k = 0; k < 2; k++) {
 				if (l->fd[k] < 0)
 					continue;
-				event_assign(&l->ev[k], r->base, l->fd[k], EV_READ | EV_PERSIST,
+				/* the kernel's receive stamp: how long a packet waited */
+				(void)setsockopt(l->fd[k], SOL_SOCKET, SO_TIMESTAMPNS, &on,
+						 sizeof(on));
+				event_assign(&l->ev[k], w->base, l->fd[k], EV_READ | EV_PERSIST,
 					     on_readable, &l->ref[k]);
 				l->ev_added[k] = event_add(&l->ev[k], NULL) == 0;
 			}
 		}
 }
 
-static void session_remove(struct relay *r, struct relay_session *s, struct cmd *c)
+static void session_remove(struct worker *w, struct relay_session *s, struct cmd *c)
 {
 	for (int leg = 0; leg < 2; leg++)
 		for (size_t i = 0; i < s->n; i++)
 			wleg_stop(&s->w[leg][i]);
 	if (s->prev)
 		s->prev->next = s->next;
-	else if (r->sessions == s)
-		r->sessions = s->next;
+	else if (w->sessions == s)
+		w->sessions = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
 	s->prev = s->next = NULL;
-	queue_push(&r->to_main, c); /* the main thread finishes it */
+	queue_push(&w->r->to_main, c); /* the main thread finishes it */
 }
 
 static void free_params(struct wparams (*p)[RELAY_MAX_STREAMS])
@@ -839,14 +974,14 @@ static void free_params(struct wparams (*p)[RELAY_MAX_STREAMS])
 
 static void on_cmd(evutil_socket_t fd, short what, void *arg)
 {
-	struct relay *r = arg;
-	struct cmd *c = queue_take(&r->to_worker), *next;
+	struct worker *w = arg;
+	struct cmd *c = queue_take(&w->q), *next;
 
 	for (; c; c = next) {
 		next = c->next;
 		switch (c->type) {
 		case CMD_ADD:
-			session_add(r, c->s);
+			session_add(w, c->s);
 			free(c);
 			break;
 		case CMD_UPDATE:
@@ -863,30 +998,40 @@ static void on_cmd(evutil_socket_t fd, short what, void *arg)
 			free(c);
 			break;
 		case CMD_REMOVE:
-			session_remove(r, c->s, c);
+			session_remove(w, c->s, c);
 			break;
 		case CMD_STOP:
-			while (r->sessions) {
+			while (w->sessions) {
 				struct cmd *rm = calloc(1, sizeof(*rm));
 
 				if (!rm)
 					break; /* the main thread finishes what is left */
 				rm->type = CMD_REMOVE;
-				rm->s = r->sessions;
-				session_remove(r, r->sessions, rm);
+				rm->s = w->sessions;
+				session_remove(w, w->sessions, rm);
 			}
 			free(c);
-			event_base_loopbreak(r->base);
+			event_base_loopbreak(w->base);
 			break;
 		}
 	}
 }
 
-static void *worker(void *arg)
+/* The worker is alive and its loop turns: the daemon's watchdog is fed only
+ * while every worker says so (daemon.h). */
+static void on_beat(evutil_socket_t fd, short what, void *arg)
 {
-	struct relay *r = arg;
+	struct worker *w = arg;
 
-	event_base_dispatch(r->base);
+	if (w->r->beat)
+		w->r->beat(w->r->beat_arg, w->idx);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	event_base_dispatch(w->base);
 	return NULL;
 }
 
@@ -906,39 +1051,100 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-int relay_create(struct relay **out, struct event_base *main_base)
+static void worker_destroy(struct worker *w)
+{
+	if (!w)
+		return;
+	if (w->started) {
+		struct cmd *c = calloc(1, sizeof(*c));
+
+		if (c) {
+			c->type = CMD_STOP;
+			queue_push(&w->q, c);
+			pthread_join(w->thread, NULL);
+		} else {
+			pthread_cancel(w->thread); /* no memory for a polite stop */
+			pthread_join(w->thread, NULL);
+		}
+	}
+	if (w->events) {
+		on_cmd(-1, 0, w); /* commands posted after the stop: finish them here */
+		event_del(&w->ev_cmd);
+		event_del(&w->ev_beat);
+	}
+	if (w->base)
+		event_base_free(w->base);
+	queue_fini(&w->q);
+	free(w);
+}
+
+static int worker_create(struct worker **out, struct relay *r, unsigned idx)
+{
+	struct worker *w = calloc(1, sizeof(*w));
+	struct event_config *ecfg;
+	int err;
+
+	if (!w)
+		return ENOMEM;
+	w->r = r;
+	w->idx = idx;
+	w->q.efd = -1;
+	err = queue_init(&w->q);
+	ecfg = event_config_new();
+	if (!err && ecfg) {
+		event_config_set_flag(ecfg, EVENT_BASE_FLAG_NOLOCK);
+		w->base = event_base_new_with_config(ecfg);
+	}
+	event_config_free(ecfg);
+	if (!err && !w->base)
+		err = ENOMEM;
+	if (!err) {
+		event_assign(&w->ev_cmd, w->base, w->q.efd, EV_READ | EV_PERSIST, on_cmd, w);
+		event_assign(&w->ev_beat, w->base, -1, EV_PERSIST, on_beat, w);
+		w->events = true;
+		if (event_add(&w->ev_cmd, NULL) ||
+		    event_add(&w->ev_beat, &(struct timeval){ .tv_usec = BEAT_MS * 1000 }))
+			err = ENOMEM;
+	}
+	if (!err) {
+		err = pthread_create(&w->thread, NULL, worker_main, w);
+		w->started = err == 0;
+	}
+	if (err) {
+		worker_destroy(w);
+		return err;
+	}
+	*out = w;
+	return 0;
+}
+
+int relay_create(struct relay **out, struct event_base *main_base, unsigned nworkers,
+		 void (*beat)(void *arg, unsigned worker), void *beat_arg)
 {
 	struct relay *r = calloc(1, sizeof(*r));
-	struct event_config *ecfg;
 	int err;
 
 	if (!r)
 		return ENOMEM;
+	if (nworkers == 0)
+		nworkers = 1;
 	r->main_base = main_base;
-	r->to_worker.efd = r->to_main.efd = -1;
-	err = queue_init(&r->to_worker);
-	if (!err)
-		err = queue_init(&r->to_main);
-	ecfg = event_config_new();
-	if (!err && ecfg) {
-		event_config_set_flag(ecfg, EVENT_BASE_FLAG_NOLOCK);
-		r->base = event_base_new_with_config(ecfg);
-	}
-	event_config_free(ecfg);
-	if (!err && !r->base)
-		err = ENOMEM;
+	r->beat = beat;
+	r->beat_arg = beat_arg;
+	r->to_main.efd = -1;
+	r->w = calloc(nworkers, sizeof(*r->w));
+	err = r->w ? queue_init(&r->to_main) : ENOMEM;
 	if (!err) {
-		event_assign(&r->ev_cmd, r->base, r->to_worker.efd, EV_READ | EV_PERSIST, on_cmd,
-			     r);
 		event_assign(&r->ev_done, main_base, r->to_main.efd, EV_READ | EV_PERSIST, on_done,
 			     r);
 		r->events = true;
-		if (event_add(&r->ev_cmd, NULL) || event_add(&r->ev_done, NULL))
+		if (event_add(&r->ev_done, NULL))
 			err = ENOMEM;
 	}
-	if (!err) {
-		err = pthread_create(&r->thread, NULL, worker, r);
-		r->started = err == 0;
+	for (unsigned i = 0; !err && i < nworkers; i++) {
+		err = worker_create(&r->w[i], r, i);
+		if (!err)
+			r->n++;
 	}
 	if (err) {
 		relay_destroy(r);
@@ -948,32 +1154,23 @@ int relay_create(struct relay **out, struct event_base *main_base)
 	return 0;
 }
 
+unsigned relay_workers(const struct relay *r)
+{
+	return r ? r->n : 0;
+}
+
 void relay_destroy(struct relay *r)
 {
 	if (!r)
 		return;
-	if (r->started) {
-		struct cmd *c = calloc(1, sizeof(*c));
-
-		if (c) {
-			c->type = CMD_STOP;
-			queue_push(&r->to_worker, c);
-			pthread_join(r->thread, NULL);
-		} else {
-			pthread_cancel(r->thread); /* no memory for a polite stop */
-			pthread_join(r->thread, NULL);
-		}
-	}
+	for (unsigned i = 0; i < r->n; i++)
+		worker_destroy(r->w[i]); /* its removed sessions wait in to_main */
 	if (r->events) {
-		on_cmd(-1, 0, r); /* commands posted after the stop: finish them here */
 		on_done(-1, 0, r);
-		event_del(&r->ev_cmd);
 		event_del(&r->ev_done);
 	}
-	if (r->base)
-		event_base_free(r->base);
-	queue_fini(&r->to_worker);
 	queue_fini(&r->to_main);
+	free(r->w);
 	free(r);
 }
 
@@ -994,6 +1191,13 @@ int relay_session_create(struct relay_session **out, struct relay *r, size_t nst
 	static _Atomic uint64_t gens;
 
 	s->r = r;
+	if (r) { /* the worker with the fewest calls: calls are alike enough */
+		s->wk = r->w[0];
+		for (unsigned k = 1; k < r->n; k++)
+			if (r->w[k]->nsessions < s->wk->nsessions)
+				s->wk = r->w[k];
+		s->wk->nsessions++;
+	}
 	s->gen = atomic_fetch_add_explicit(&gens, 1, memory_order_relaxed) + 1;
 	s->n = nstreams;
 	for (int leg = 0; leg < 2; leg++)
@@ -1018,7 +1222,7 @@ int relay_session_create(struct relay_session **out, struct relay *r, size_t nst
 	if (c) {
 		c->type = CMD_ADD;
 		c->s = s;
-		queue_push(&r->to_worker, c);
+		queue_push(&s->wk->q, c);
 	}
 	*out = s;
 	return 0;
@@ -1212,12 +1416,14 @@ int relay_session_update(struct relay_session *s,
 	c->type = CMD_UPDATE;
 	c->s = s;
 	c->p = w;
-	queue_push(&s->r->to_worker, c);
+	queue_push(&s->wk->q, c);
 	return 0;
 }
 
 static void finish(struct relay_session *s)
 {
+	if (s->wk)
+		s->wk->nsessions--;
 	void (*done)(void *) = s->done;
 	void *arg = s->done_arg;
 
@@ -1255,7 +1461,7 @@ void relay_session_remove(struct relay_session *s, void (*done)(void *arg), void
 	}
 	c->type = CMD_REMOVE;
 	c->s = s;
-	queue_push(&s->r->to_worker, c);
+	queue_push(&s->wk->q, c);
 }
 
 void relay_session_counts(const struct relay_session *s, int leg, size_t i, enum relay_kind kind,
@@ -1276,6 +1482,7 @@ void relay_session_counts(const struct relay_session *s, int leg, size_t i, enum
 	LOAD(unexpected_source);
 	LOAD(errors);
 	LOAD(recovered);
+	LOAD(late);
 	out->last_ms = atomic_load_explicit(&c->last_ms, memory_order_relaxed);
 #undef LOAD
 }
@@ -1342,8 +1549,15 @@ bool relay_session_lifetime_news(struct relay_session *s, int *leg, size_t *i,
 void relay_get_stats(const struct relay *r, struct relay_stats *out)
 {
 	memset(out, 0, sizeof(*out));
-	if (!r)
-		return;
-	out->roc_continued = atomic_load_explicit(&r->roc_continued, memory_order_relaxed);
-	out->roc_reset = atomic_load_explicit(&r->roc_reset, memory_order_relaxed);
+	for (unsigned i = 0; r && i < r->n; i++) {
+		const struct worker *w = r->w[i];
+
+		out->roc_continued += atomic_load_explicit(&w->roc_continued, memory_order_relaxed);
+		out->roc_reset += atomic_load_explicit(&w->roc_reset, memory_order_relaxed);
+		out->batches += atomic_load_explicit(&w->batches, memory_order_relaxed);
+		out->datagrams += atomic_load_explicit(&w->datagrams, memory_order_relaxed);
+		out->late += atomic_load_explicit(&w->late, memory_order_relaxed);
+		out->sessions += w->nsessions;
+	}
+	out->workers = r ? r->n : 0;
 }

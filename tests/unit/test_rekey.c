@@ -271,7 +271,7 @@ static struct fx *fx_init(void)
 	f->live = true;
 	f->base = event_base_new();
 	assert_non_null(f->base);
-	assert_int_equal(relay_create(&f->r, f->base), 0);
+	assert_int_equal(relay_create(&f->r, f->base, 1, NULL, NULL), 0);
 	assert_int_equal(portpool_create(&f->pool, base, (uint16_t)(base + 15), 0, NULL, NULL), 0);
 	assert_int_equal(media_session_create(&f->s, f->pool, f->r, "127.0.0.1", "127.0.0.1", 1),
 			 0);

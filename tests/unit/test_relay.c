@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -234,7 +235,7 @@ static struct fx *fx_init(struct opts o)
 	f->o = o;
 	f->base = event_base_new();
 	assert_non_null(f->base);
-	assert_int_equal(relay_create(&f->r, f->base), 0);
+	assert_int_equal(relay_create(&f->r, f->base, 1, NULL, NULL), 0);
 	assert_int_equal(portpool_create(&f->pool, base, (uint16_t)(base + 15), 0, NULL, NULL), 0);
 	assert_int_equal(media_session_create(&f->s, f->pool, f->r, "127.0.0.1", "127.0.0.1", 1),
 			 0);
@@ -1098,6 +1099,105 @@ static void rtcp_mux_on_secure_leg(void **state)
 	fx_fini(f);
 }
 
+/* ---- several workers ---- */
+
+#define NCALLS 6
+
+static void beat_count(void *arg, unsigned worker)
+{
+	_Atomic unsigned *beats = arg;
+
+	if (worker < 3)
+		atomic_fetch_add(&beats[worker], 1);
+}
+
+/* Three workers, six plain calls: the calls are shared out two each, every
+ * one relays both ways on whichever worker runs it, and every worker beats
+ * its heart (the watchdog waits for each). */
+static void calls_shared_over_workers(void **state)
+{
+	static _Atomic unsigned beats[3];
+	uint16_t base = free_block(PORT_BASE + 8000, 100);
+	struct event_base *eb = event_base_new();
+	struct relay *r = NULL;
+	struct portpool *pool = NULL;
+	struct media_session *ms[NCALLS];
+	int a[NCALLS], b[NCALLS];
+	struct sockaddr_in a_at[NCALLS], b_at[NCALLS];
+	struct relay_stats st;
+	uint64_t deadline;
+
+	(void)state;
+	assert_non_null(eb);
+	assert_int_equal(relay_create(&r, eb, 3, beat_count, (void *)beats), 0);
+	assert_int_equal(relay_workers(r), 3);
+	assert_int_equal(
+		portpool_create(&pool, base, (uint16_t)(base + 4 * NCALLS - 1), 0, NULL, NULL), 0);
+	for (int c = 0; c < NCALLS; c++) {
+		struct relay_stream_params p[2][RELAY_MAX_STREAMS];
+
+		memset(p, 0, sizeof(p));
+		assert_int_equal(media_session_create(&ms[c], pool, r, "127.0.0.1", "127.0.0.1", 1),
+				 0);
+		a[c] = udp_socket(&a_at[c]);
+		b[c] = udp_socket(&b_at[c]);
+		for (int leg = 0; leg < 2; leg++) {
+			p[leg][0].active = true;
+			set_addr(&p[leg][0].rtp, &p[leg][0].rtp_len, leg ? &b_at[c] : &a_at[c]);
+			p[leg][0].rtcp = p[leg][0].rtp;
+			p[leg][0].rtcp_len = p[leg][0].rtp_len;
+		}
+		assert_int_equal(media_session_update(ms[c], p, 1), 0);
+	}
+	relay_get_stats(r, &st);
+	assert_int_equal(st.workers, 3);
+	assert_int_equal(st.sessions, NCALLS);
+	for (int c = 0; c < NCALLS; c++) {
+		struct sockaddr_in to_a = loopback(media_session_port(ms[c], MEDIA_LEG_A, 0));
+		struct sockaddr_in to_b = loopback(media_session_port(ms[c], MEDIA_LEG_B, 0));
+		uint8_t pkt[12 + 160], got[BUF_SIZE];
+		struct sockaddr_in src;
+
+		memset(pkt, c, sizeof(pkt));
+		pkt[0] = 0x80;
+		pkt[1] = 0;
+		/* the update is asynchronous: send until the first one crosses */
+		deadline = mono_ms() + WAIT_MS;
+		for (;;) {
+			send_to(a[c], pkt, sizeof(pkt), &to_a);
+			if (recv_within(b[c], got, sizeof(got), 20, &src) == (ssize_t)sizeof(pkt))
+				break;
+			assert_true(mono_ms() < deadline);
+		}
+		assert_memory_equal(got, pkt, sizeof(pkt));
+		send_to(b[c], pkt, sizeof(pkt), &to_b);
+		assert_int_equal(recv_within(a[c], got, sizeof(got), WAIT_MS, &src),
+				 (ssize_t)sizeof(pkt));
+		assert_memory_equal(got, pkt, sizeof(pkt));
+	}
+	deadline = mono_ms() + WAIT_MS;
+	while (!(atomic_load(&beats[0]) && atomic_load(&beats[1]) && atomic_load(&beats[2]))) {
+		assert_true(mono_ms() < deadline);
+		nap_ms(5);
+	}
+	for (int c = 0; c < NCALLS; c++) {
+		media_session_destroy(ms[c]);
+		close_fd(&a[c]);
+		close_fd(&b[c]);
+	}
+	deadline = mono_ms() + WAIT_MS;
+	while (portpool_in_use_count(pool)) {
+		event_base_loop(eb, EVLOOP_NONBLOCK);
+		assert_true(mono_ms() < deadline);
+		nap_ms(1);
+	}
+	relay_get_stats(r, &st);
+	assert_int_equal(st.sessions, 0);
+	relay_destroy(r);
+	portpool_destroy(pool);
+	event_base_free(eb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1115,6 +1215,7 @@ int main(void)
 		cmocka_unit_test_teardown(relay_destroy_finishes_sessions, teardown_test),
 		cmocka_unit_test_teardown(last_rx_and_hold, teardown_test),
 		cmocka_unit_test_teardown(rtcp_mux_on_secure_leg, teardown_test),
+		cmocka_unit_test(calls_shared_over_workers),
 	};
 
 	return cmocka_run_group_tests_name("relay", tests, setup_group, teardown_group);
