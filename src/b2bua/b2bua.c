@@ -2722,7 +2722,8 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 			last = c->answer_ms;
 		if (last < c->media_ms)
 			last = c->media_ms;
-		if (now - last < (uint64_t)limit * 1000u)
+		/* a worker's clock reading may be newer than ours */
+		if (last >= now || now - last < (uint64_t)limit * 1000u)
 			continue;
 		snprintf(text, sizeof(text), "%s: no RTP or RTCP from either leg for %d s",
 			 hold ? "media_timeout_hold" : "media_timeout", limit);
