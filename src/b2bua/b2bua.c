@@ -2841,6 +2841,15 @@ void b2bua_get_stats(const struct b2bua *b, struct b2bua_stats *out)
 
 /* ---- srtpbridgectl ---- */
 
+/* How long ago a worker's clock reading was: 0 if it read the clock after
+ * we did. */
+static uint64_t ago_ms(uint64_t then)
+{
+	uint64_t now = now_ms();
+
+	return then < now ? now - then : 0;
+}
+
 static void ctl_counts(struct control_out *o, const char *key, const struct relay_counts *c,
 		       enum relay_dir dir)
 {
@@ -2857,7 +2866,7 @@ static void ctl_counts(struct control_out *o, const char *key, const struct rela
 	}
 	control_out_uint(o, "errors", c->errors);
 	if (c->last_ms)
-		control_out_uint(o, "last_ms_ago", now_ms() - c->last_ms);
+		control_out_uint(o, "last_ms_ago", ago_ms(c->last_ms));
 	control_out_end_object(o);
 }
 
@@ -2870,7 +2879,6 @@ static void ctl_epochs(const struct call *c, enum media_leg side, size_t i, stru
 	const struct relay_session *rs = media_session_relay(c->media);
 	size_t n = relay_session_epochs(rs, side, i, NULL, 0);
 	struct relay_epoch *v = n ? calloc(n, sizeof(*v)) : NULL;
-	uint64_t now = now_ms();
 
 	control_out_begin_array(o, "key_epochs");
 	if (v)
@@ -2880,7 +2888,7 @@ static void ctl_epochs(const struct call *c, enum media_leg side, size_t i, stru
 		control_out_uint(o, "n", v[k].n);
 		control_out_str(o, "key", v[k].dir == RELAY_IN ? "peer" : "ours");
 		control_out_str(o, "message", v[k].message);
-		control_out_uint(o, "seconds_ago", (now - v[k].at_ms) / 1000u);
+		control_out_uint(o, "seconds_ago", ago_ms(v[k].at_ms) / 1000u);
 		control_out_str(o, "suite", suite_name(v[k].suite));
 		control_out_uint(o, "tag_bytes", v[k].tag_len);
 		if (v[k].has_mki) {
@@ -2892,7 +2900,7 @@ static void ctl_epochs(const struct call *c, enum media_leg side, size_t i, stru
 		control_out_str(o, "fingerprint", v[k].fingerprint);
 		if (v[k].first_ms)
 			control_out_uint(o, "first_packet_seconds_ago",
-					 (now - v[k].first_ms) / 1000u);
+					 ago_ms(v[k].first_ms) / 1000u);
 		control_out_uint(o, "packets", v[k].packets);
 		control_out_bool(o, "in_use", v[k].in_use);
 		if (v[k].dir == RELAY_IN)
