@@ -519,7 +519,7 @@ static struct relay_epoch wait_epoch(const struct fx *f, enum relay_dir dir, uns
 				     uint64_t packets, enum relay_roc roc)
 {
 	uint64_t deadline = mono_ms() + WAIT_MS;
-	struct relay_epoch e;
+	struct relay_epoch e = { 0 };
 
 	for (;;) {
 		bool have = epoch_get(f, dir, num, &e);
@@ -739,7 +739,7 @@ static void zero_loss_one(const struct zl_case *zc)
 	size_t held_len[4];
 	struct srtpctx *tx1, *tx2;
 	struct sdes_key *k2;
-	struct relay_epoch e1, e2;
+	struct relay_epoch e1 = { 0 }, e2 = { 0 };
 	uint32_t roc = 0;
 	uint64_t before;
 	struct fx *f;
@@ -884,7 +884,7 @@ static void grace_ends_without_traffic(void **state)
 {
 	struct plan pl = plan_same(4000, 20);
 	struct srtpctx *tx1, *tx2;
-	struct relay_epoch e1, e2;
+	struct relay_epoch e1 = { 0 }, e2 = { 0 };
 	uint8_t wire[BUF_SIZE];
 	uint64_t before;
 	unsigned idx = 0;
@@ -1044,7 +1044,7 @@ static void mki_both_ways(void **state)
 	uint8_t late[BUF_SIZE];
 	size_t late_len;
 	struct sdes_key *p2, *o2;
-	struct relay_epoch e;
+	struct relay_epoch e = { 0 };
 	struct fx *f;
 	unsigned idx = 0;
 
@@ -1176,7 +1176,7 @@ static void output_rekey_keep_then_reset(void **state)
 	struct relay_stream_params *a;
 	uint8_t plain[BUF_SIZE], b[BUF_SIZE];
 	struct srtpctx *control;
-	struct relay_epoch e;
+	struct relay_epoch e = { 0 };
 	uint64_t t0 = mono_ms();
 	unsigned sent = 0;
 	uint32_t roc = 0;
