@@ -454,12 +454,11 @@ static void count_result(struct relay_counters *c, enum srtpctx_result r)
 
 static void heard(struct keyed *k, uint64_t now)
 {
-	uint64_t zero = 0;
-
 	if (!k->rec)
 		return;
-	atomic_compare_exchange_strong_explicit(&k->rec->first_ms, &zero, now, memory_order_relaxed,
-						memory_order_relaxed);
+	/* one writer, as for the counters: no compare-and-swap */
+	if (!atomic_load_explicit(&k->rec->first_ms, memory_order_relaxed))
+		atomic_store_explicit(&k->rec->first_ms, now, memory_order_relaxed);
 	add(&k->rec->packets, 1);
 }
 
