@@ -270,12 +270,17 @@ static void queue_fini(struct queue *q)
 	pthread_mutex_destroy(&q->mu);
 }
 
+/* The reader reads the eventfd before it takes the list, so only a push
+ * onto an empty list needs to wake it: a call's add and first update, and a
+ * burst of calls, cost one write. */
 static void queue_push(struct queue *q, struct cmd *c)
 {
 	uint64_t one = 1;
+	bool wake;
 
 	c->next = NULL;
 	pthread_mutex_lock(&q->mu);
+	wake = !q->head;
 	if (q->tail)
 		q->tail->next = c;
 	else
@@ -283,7 +288,7 @@ static void queue_push(struct queue *q, struct cmd *c)
 	q->tail = c;
 	pthread_mutex_unlock(&q->mu);
 	/* a full counter (never in practice) still leaves the fd readable */
-	if (write(q->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+	if (wake && write(q->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		LOG_ERROR(NULL, "cannot wake the media worker", LF_S("error", strerror(errno)));
 }
 
@@ -1431,19 +1436,21 @@ int relay_session_update(struct relay_session *s,
 
 static void finish(struct relay_session *s)
 {
-	if (s->wk)
-		s->wk->nsessions--;
 	void (*done)(void *) = s->done;
 	void *arg = s->done_arg;
 
+	if (s->wk)
+		s->wk->nsessions--;
+	/* keys live only in the streams used (the mirror's copies; the
+	 * worker's contexts wiped themselves): wiping all 8 would be most of
+	 * a call's teardown */
 	for (int leg = 0; leg < 2; leg++)
-		for (size_t i = 0; i < RELAY_MAX_STREAMS; i++) {
+		for (size_t i = 0; i < s->n; i++) {
 			mirror_wipe(&s->m[leg][i]);
 			for (size_t k = 0; k < s->ep[leg][i].n; k++)
 				free(s->ep[leg][i].v[k]);
 			free(s->ep[leg][i].v);
 		}
-	OPENSSL_cleanse(s->w, sizeof(s->w)); /* the worker is done with it */
 	free(s);
 	if (done)
 		done(arg);
