@@ -1054,7 +1054,9 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static void worker_destroy(struct worker *w)
+/* Stops the thread; the sessions it let go of wait in the relay's to_main
+ * until on_done, which still needs the worker (its count). */
+static void worker_stop(struct worker *w)
 {
 	if (!w)
 		return;
@@ -1070,11 +1072,20 @@ static void worker_destroy(struct worker *w)
 			pthread_join(w->thread, NULL);
 		}
 	}
+	w->started = false;
 	if (w->events) {
 		on_cmd(-1, 0, w); /* commands posted after the stop: finish them here */
 		event_del(&w->ev_cmd);
 		event_del(&w->ev_beat);
+		w->events = false;
 	}
+}
+
+static void worker_destroy(struct worker *w)
+{
+	if (!w)
+		return;
+	worker_stop(w);
 	if (w->base)
 		event_base_free(w->base);
 	queue_fini(&w->q);
@@ -1178,11 +1189,13 @@ void relay_destroy(struct relay *r)
 	if (!r)
 		return;
 	for (unsigned i = 0; i < r->n; i++)
-		worker_destroy(r->w[i]); /* its removed sessions wait in to_main */
+		worker_stop(r->w[i]); /* its removed sessions wait in to_main */
 	if (r->events) {
 		on_done(-1, 0, r);
 		event_del(&r->ev_done);
 	}
+	for (unsigned i = 0; i < r->n; i++)
+		worker_destroy(r->w[i]);
 	queue_fini(&r->to_main);
 	free(r->w);
 	free(r);
