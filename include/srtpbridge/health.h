@@ -71,6 +71,9 @@ void health_retry_after(struct health *h, const struct config_trunk *trunk,
 void health_failover(struct health *h, const struct config_trunk *trunk,
 		     const struct sip_uri *peer);
 
+/* May a call go to trunk at all: has it a usable peer? */
+bool health_trunk_usable(const struct health *h, const struct config_trunk *trunk);
+
 /* Is there a path behind trunk `in` (of cfg): at least one usable peer on
  * its route's trunk, or on any trunk a [route:*] rule from it names? A
  * trunk that routes nowhere has nothing to be unhealthy about: true. */

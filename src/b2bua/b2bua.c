@@ -21,6 +21,7 @@
  *   srtpbridge decides itself carries Reason: SIP;cause=...;text="..."
  *   (RFC 3326). */
 #include "srtpbridge/b2bua.h"
+#include "srtpbridge/addr.h"
 #include "srtpbridge/config.h"
 #include "srtpbridge/control.h"
 #include "srtpbridge/dialog.h"
@@ -37,9 +38,7 @@
 #include "srtpbridge/suite.h"
 #include "srtpbridge/txn.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -816,8 +815,8 @@ static bool body_of(const osip_message_t *m, const char **p, size_t *n)
 }
 
 /* A refusal before the call exists, logged and counted. */
-static void reject(struct b2bua *b, struct txn *t, const osip_message_t *req, int status,
-		   const char *why, uint64_t *counter)
+static void refuse(struct b2bua *b, struct txn *t, const osip_message_t *req, int status,
+		   const char *why, uint64_t *counter, const char *reason)
 {
 	char cid[CALL_ID_MAX] = "";
 
@@ -827,7 +826,13 @@ static void reject(struct b2bua *b, struct txn *t, const osip_message_t *req, in
 	b->st.calls_rejected++;
 	if (counter)
 		(*counter)++;
-	respond_plain(t, req, status, NULL, why);
+	respond_reason(t, req, status, NULL, why, reason);
+}
+
+static void reject(struct b2bua *b, struct txn *t, const osip_message_t *req, int status,
+		   const char *why, uint64_t *counter)
+{
+	refuse(b, t, req, status, why, counter, NULL);
 }
 
 static void new_id(char id[13])
@@ -852,14 +857,6 @@ static int leg_init(struct call *c, struct leg *l, bool is_a, const struct confi
 }
 
 /* ---- leg B's peers: failover ---- */
-
-static bool any_peer_usable(const struct b2bua *b, const struct config_trunk *trunk)
-{
-	for (size_t i = 0; i < trunk->npeers; i++)
-		if (health_usable(b->health, trunk, &trunk->peers[i]))
-			return true;
-	return false;
-}
 
 /* Leg B's Call-ID: 16 random hex digits and the call's id, nothing of leg
  * A. Each peer tried gets a new one: two attempts are two dialogs, and a
@@ -1087,17 +1084,13 @@ static void new_call(struct b2bua *b, struct txn *t, osip_message_t *req,
 		reject(b, t, req, 404, buf_why, &b->st.rejected_no_route);
 		return;
 	}
-	if (!any_peer_usable(b, out)) {
+	if (!health_trunk_usable(b->health, out)) {
 		/* no Retry-After: this call only; OPTIONS to us say 503 meanwhile */
 		char reason[REASON_MAX];
 
 		snprintf(buf_why, sizeof(buf_why), "every peer of trunk %s is down", out->name);
 		reason_value(reason, sizeof(reason), 503, buf_why);
-		LOG_INFO(NULL, "call refused", LF_S("call_id", cid), LF_I("status", 503),
-			 LF_S("reason", buf_why));
-		b->st.calls_rejected++;
-		b->st.rejected_no_peer++;
-		respond_reason(t, req, 503, NULL, buf_why, reason);
+		refuse(b, t, req, 503, buf_why, &b->st.rejected_no_peer, reason);
 		return;
 	}
 	if (!body_of(req, &sdp, &sdplen)) {
@@ -1244,23 +1237,15 @@ out:
 
 /* ---- media ---- */
 
+/* The peer's media address for the relay: AF_UNSPEC (nowhere to send)
+ * for port 0, an unspecified address (hold) or anything unreadable. */
 static void media_addr(struct sockaddr_storage *ss, socklen_t *len, const char *ip, uint16_t port)
 {
-	struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
-
-	memset(ss, 0, sizeof(*ss));
 	*len = 0;
-	if (port == 0 || strcmp(ip, "0.0.0.0") == 0 || strcmp(ip, "::") == 0)
-		return; /* AF_UNSPEC: nowhere to send */
-	if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1) {
-		v4->sin_family = AF_INET;
-		v4->sin_port = htons(port);
-		*len = sizeof(*v4);
-	} else if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1) {
-		v6->sin6_family = AF_INET6;
-		v6->sin6_port = htons(port);
-		*len = sizeof(*v6);
+	if (port == 0 || strcmp(ip, "0.0.0.0") == 0 || strcmp(ip, "::") == 0 ||
+	    addr_from_ip(ip, port, ss, len)) {
+		memset(ss, 0, sizeof(*ss));
+		*len = 0;
 	}
 }
 

@@ -537,7 +537,7 @@ void health_failover(struct health *h, const struct config_trunk *trunk, const s
 		p->failovers++;
 }
 
-static bool trunk_ok(const struct health *h, const struct config_trunk *t)
+bool health_trunk_usable(const struct health *h, const struct config_trunk *t)
 {
 	for (size_t i = 0; i < t->npeers; i++)
 		if (health_usable(h, t, &t->peers[i]))
@@ -551,7 +551,7 @@ bool health_route_ok(const struct health *h, const struct config *cfg,
 	bool routes = false;
 
 	if (in->route) {
-		if (trunk_ok(h, in->route))
+		if (health_trunk_usable(h, in->route))
 			return true;
 		routes = true;
 	}
@@ -561,7 +561,7 @@ bool health_route_ok(const struct health *h, const struct config *cfg,
 		for (size_t k = 0; k < r->nfrom; k++) {
 			if (r->from[k] != in && strcmp(r->from[k]->name, in->name) != 0)
 				continue;
-			if (trunk_ok(h, r->to))
+			if (health_trunk_usable(h, r->to))
 				return true;
 			routes = true;
 		}
@@ -584,7 +584,7 @@ int health_ctl_trunks(const struct health *h, struct control_out *o,
 			failovers += h->v[n + k]->failovers;
 		control_out_begin_object(o, NULL);
 		control_out_str(o, "name", t->name);
-		control_out_bool(o, "healthy", trunk_ok(h, t));
+		control_out_bool(o, "healthy", health_trunk_usable(h, t));
 		control_out_uint(o, "calls", calls ? calls(arg, t->name) : 0);
 		control_out_int(o, "options_interval", t->options_interval);
 		control_out_int(o, "failover_timeout", t->failover_timeout);

@@ -17,6 +17,7 @@
  * 8 kHz (the rate of every narrowband codec an IVR speaks; a wide-band
  * stream's jump is then off in scale only, once per source change). */
 #include "srtpbridge/relay.h"
+#include "srtpbridge/addr.h"
 #include "srtpbridge/log.h"
 #include "srtpbridge/rtp.h"
 #include "srtpbridge/srtpctx.h"
@@ -35,19 +36,18 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
-#define LOG_MODULE    "media"
+#define LOG_MODULE   "media"
 
-#define MAX_DROPOUT   3000
-#define MAX_MISORDER  64 /* = the bits of own.sent */
-#define RTP_RATE_KHZ  8
-#define RELAY_BUF     (8192 + SRTPCTX_TRAILER_MAX)
-#define READS_PER_RUN 64   /* datagrams read per wake-up of one socket */
-#define HELD_N	      32   /* packets kept that no key of their leg took */
-#define HELD_MAX      1500 /* bytes of such a packet; larger ones are not kept */
-#define HELD_MS	      1000 /* how long one is worth a try with the next key */
-#define BATCH	      32   /* datagrams per recvmmsg and sendmmsg */
-#define LATE_MS	      50   /* a packet that waited longer in its socket is shed */
-#define BEAT_MS	      20   /* a worker's heartbeat: well inside any watchdog ping */
+#define MAX_DROPOUT  3000
+#define MAX_MISORDER 64 /* = the bits of own.sent */
+#define RTP_RATE_KHZ 8
+#define RELAY_BUF    (8192 + SRTPCTX_TRAILER_MAX)
+#define HELD_N	     32	  /* packets kept that no key of their leg took */
+#define HELD_MAX     1500 /* bytes of such a packet; larger ones are not kept */
+#define HELD_MS	     1000 /* how long one is worth a try with the next key */
+#define BATCH	     32	  /* datagrams per recvmmsg and sendmmsg */
+#define LATE_MS	     50	  /* a packet that waited longer in its socket is shed */
+#define BEAT_MS	     20	  /* a worker's heartbeat: well inside any watchdog ping */
 
 /* An epoch (relay_epoch) as the session keeps it: written by the main
  * thread when the key is installed, its counters by the worker. */
@@ -154,8 +154,7 @@ struct mirror {
 struct worker;
 
 struct relay_session {
-	struct relay *r;
-	struct worker *wk; /* the media worker that runs it, for its whole life */
+	struct worker *wk; /* the media worker that runs it, for its whole life; NULL: none */
 	uint64_t gen;	   /* tells a session from a later one at the same address */
 	size_t n;
 	struct wleg w[2][RELAY_MAX_STREAMS];
@@ -311,35 +310,21 @@ static struct cmd *queue_take(struct queue *q)
 
 static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b, bool port)
 {
-	if (a->ss_family != b->ss_family)
-		return false;
-	if (a->ss_family == AF_INET) {
-		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-
-		return x->sin_addr.s_addr == y->sin_addr.s_addr &&
-		       (!port || x->sin_port == y->sin_port);
-	}
-	if (a->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-
-		return memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0 &&
-		       (!port || x->sin6_port == y->sin6_port);
-	}
-	return false;
+	return addr_equal((const struct sockaddr *)a, (const struct sockaddr *)b, port);
 }
 
-/* The address packets of kind come from and go to, as signalled: with
- * rtcp-mux RTCP shares the RTP address. */
-static const struct sockaddr_storage *signalled(const struct wleg *l, enum relay_kind kind)
+/* Which of a leg's two addresses (signalled, latched) packets of kind use:
+ * with rtcp-mux RTCP shares the RTP one. */
+static enum relay_kind slot(const struct wleg *l, enum relay_kind kind)
 {
-	return &l->p.addr[l->p.mux ? RELAY_RTP : kind];
+	return l->p.mux ? RELAY_RTP : kind;
 }
 
 /* Where packets of kind go to l's peer: the latched source, else the SDP. */
 static const struct sockaddr_storage *dest_of(const struct wleg *l, enum relay_kind kind,
 					      socklen_t *len)
 {
-	enum relay_kind k = l->p.mux ? RELAY_RTP : kind;
+	enum relay_kind k = slot(l, kind);
 
 	if (l->latch[k].ss_family != AF_UNSPEC) {
 		*len = l->latch_len[k];
@@ -352,19 +337,18 @@ static const struct sockaddr_storage *dest_of(const struct wleg *l, enum relay_k
 /* Is src the peer of l for kind, before any check of content? */
 static bool expected(const struct wleg *l, enum relay_kind kind, const struct sockaddr_storage *src)
 {
-	enum relay_kind k = l->p.mux ? RELAY_RTP : kind;
+	enum relay_kind k = slot(l, kind);
 
 	if (l->latch[k].ss_family != AF_UNSPEC)
 		return same_addr(&l->latch[k], src, true);
-	if (!l->p.secure && l->p.latching == LATCH_LEARN)
-		return same_addr(signalled(l, kind), src, false);
-	return same_addr(signalled(l, kind), src, true);
+	/* learn: anywhere at the signalled IP, until the first packet latches */
+	return same_addr(&l->p.addr[k], src, l->p.secure || l->p.latching != LATCH_LEARN);
 }
 
 static void latch(struct wleg *l, enum relay_kind kind, const struct sockaddr_storage *src,
 		  socklen_t len)
 {
-	enum relay_kind k = l->p.mux ? RELAY_RTP : kind;
+	enum relay_kind k = slot(l, kind);
 
 	l->latch[k] = *src;
 	l->latch_len[k] = len;
@@ -671,8 +655,7 @@ static void forward(struct wleg *x, enum relay_kind kind, uint8_t *buf, size_t l
 	}
 	if (y->p.secure)
 		heard(&y->out, now);
-	out_add(s->wk, y->fd[kind == RELAY_RTCP && !y->p.mux ? RELAY_RTCP : RELAY_RTP], buf, len,
-		to, tolen, out);
+	out_add(s->wk, y->fd[slot(y, kind)], buf, len, to, tolen, out);
 }
 
 /* Keeps a packet no key took, for the key that may come next. */
@@ -728,15 +711,14 @@ static bool receive(struct wleg *x, enum relay_kind kind, uint8_t *buf, size_t l
 			}
 			return false;
 		}
-		if (!exp || x->latch[x->p.mux ? RELAY_RTP : kind].ss_family == AF_UNSPEC)
+		if (!exp || x->latch[slot(x, kind)].ss_family == AF_UNSPEC)
 			latch(x, kind, src, srclen);
 	} else {
 		if (!exp) {
 			add(&in->unexpected_source, 1);
 			return false;
 		}
-		if (x->p.latching == LATCH_LEARN &&
-		    x->latch[x->p.mux ? RELAY_RTP : kind].ss_family == AF_UNSPEC)
+		if (x->p.latching == LATCH_LEARN && x->latch[slot(x, kind)].ss_family == AF_UNSPEC)
 			latch(x, kind, src, srclen);
 	}
 	add(&in->packets, 1);
@@ -1217,7 +1199,6 @@ int relay_session_create(struct relay_session **out, struct relay *r, size_t nst
 	}
 	static _Atomic uint64_t gens;
 
-	s->r = r;
 	if (r) { /* the worker with the fewest calls: calls are alike enough */
 		s->wk = r->w[0];
 		for (unsigned k = 1; k < r->n; k++)
@@ -1432,7 +1413,7 @@ int relay_session_update(struct relay_session *s,
 				m->peer = p[leg][i].peer;
 			}
 		}
-	if (!s->r) { /* no worker: the parameters only, for tests */
+	if (!s->wk) { /* no worker: the parameters only, for tests */
 		for (int leg = 0; leg < 2; leg++)
 			for (size_t i = 0; i < s->n; i++)
 				apply(&s->w[leg][i], &w[leg][i]);
@@ -1477,8 +1458,8 @@ void relay_session_remove(struct relay_session *s, void (*done)(void *arg), void
 		return;
 	s->done = done;
 	s->done_arg = arg;
-	if (!s->r || !(c = calloc(1, sizeof(*c)))) {
-		if (s->r) /* no memory to tell the worker: wait for it the hard way */
+	if (!s->wk || !(c = calloc(1, sizeof(*c)))) {
+		if (s->wk) /* no memory to tell the worker: wait for it the hard way */
 			LOG_ERROR(NULL, "out of memory: a media session is left to the worker");
 		else {
 			for (int leg = 0; leg < 2; leg++)

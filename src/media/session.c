@@ -1,10 +1,9 @@
 /* A call's sockets: pairs from the pool, given back on every path (after
  * the media worker has let go of them). */
 #include "srtpbridge/media_session.h"
+#include "srtpbridge/addr.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,25 +13,6 @@ struct media_session {
 	size_t n;
 	struct portpool_pair pairs[2][MEDIA_SESSION_MAX_STREAMS];
 };
-
-static int to_sockaddr(const char *ip, struct sockaddr_storage *ss, socklen_t *len)
-{
-	struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	if (ip && inet_pton(AF_INET, ip, &v4->sin_addr) == 1) {
-		v4->sin_family = AF_INET;
-		*len = sizeof(*v4);
-		return 0;
-	}
-	if (ip && inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1) {
-		v6->sin6_family = AF_INET6;
-		*len = sizeof(*v6);
-		return 0;
-	}
-	return EINVAL;
-}
 
 static void give_back(void *arg)
 {
@@ -55,7 +35,7 @@ int media_session_create(struct media_session **out, struct portpool *pool, stru
 	int err;
 
 	if (!pool || nstreams == 0 || nstreams > MEDIA_SESSION_MAX_STREAMS ||
-	    to_sockaddr(addr_a, &sa[0], &len[0]) || to_sockaddr(addr_b, &sa[1], &len[1]))
+	    addr_from_ip(addr_a, 0, &sa[0], &len[0]) || addr_from_ip(addr_b, 0, &sa[1], &len[1]))
 		return EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)

@@ -89,25 +89,6 @@ struct transport {
 
 static const char *const tp_names[] = { "udp", "tcp", "tls" };
 
-static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr *b, bool port)
-{
-	if (a->ss_family != b->sa_family)
-		return false;
-	if (b->sa_family == AF_INET) {
-		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-
-		return x->sin_addr.s_addr == y->sin_addr.s_addr &&
-		       (!port || x->sin_port == y->sin_port);
-	}
-	if (b->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-
-		return !memcmp(&x->sin6_addr, &y->sin6_addr, 16) &&
-		       (!port || x->sin6_port == y->sin6_port);
-	}
-	return false;
-}
-
 static unsigned addr_hash(const struct sockaddr *sa)
 {
 	const unsigned char *p;
@@ -169,7 +150,8 @@ static struct conn *conn_to(const struct transport *t, enum sip_transport tp,
 {
 	for (struct conn *c = t->addrs[addr_hash(to)]; c; c = c->by_addr)
 		if (c->tp == tp && !c->closing &&
-		    same_addr(c->aliaslen ? &c->alias : &c->peer, to, true))
+		    addr_equal((const struct sockaddr *)(c->aliaslen ? &c->alias : &c->peer), to,
+			       true))
 			return c;
 	return NULL;
 }
@@ -180,7 +162,8 @@ static unsigned conns_from(const struct transport *t, const struct sockaddr *src
 
 	for (size_t b = 0; b < CONN_BUCKETS; b++)
 		for (struct conn *c = t->ids[b]; c; c = c->by_id)
-			n += !c->outbound && same_addr(&c->peer, src, false);
+			n += !c->outbound &&
+			     addr_equal((const struct sockaddr *)&c->peer, src, false);
 	return n;
 }
 
@@ -443,7 +426,8 @@ static struct conn *conn_new(struct transport *t, enum sip_transport tp,
 			for (size_t i = 0; i < trunk->npeers; i++)
 				if (trunk->peers[i].transport == SIP_TP_TLS &&
 				    trunk->peers[i].resolved &&
-				    same_addr(&trunk->peers[i].addr, peer, true))
+				    addr_equal((const struct sockaddr *)&trunk->peers[i].addr, peer,
+					       true))
 					peer_uri = trunk->peers[i];
 			if (!peer_uri.host[0]) {
 				char ip[INET6_ADDRSTRLEN];
@@ -667,8 +651,8 @@ int transport_create(struct transport **out, struct event_base *base, const stru
 			}
 			for (size_t k = 0; k < t->nlocals && !dup; k++)
 				dup = t->locals[k].tp == u->transport &&
-				      same_addr(&t->locals[k].addr,
-						(const struct sockaddr *)&u->addr, true);
+				      addr_equal((const struct sockaddr *)&t->locals[k].addr,
+						 (const struct sockaddr *)&u->addr, true);
 			if (dup)
 				continue;
 			struct transport_local *loc = &t->locals[t->nlocals++];
@@ -738,8 +722,8 @@ const struct transport_local *transport_local_for(const struct transport *t,
 			continue;
 		for (size_t i = 0; i < t->nlocals; i++)
 			if (t->locals[i].tp == tp &&
-			    same_addr(&t->locals[i].addr,
-				      (const struct sockaddr *)&trunk->listen[l].addr, true))
+			    addr_equal((const struct sockaddr *)&t->locals[i].addr,
+				       (const struct sockaddr *)&trunk->listen[l].addr, true))
 				return &t->locals[i];
 	}
 	return NULL;
