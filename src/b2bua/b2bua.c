@@ -622,15 +622,52 @@ static void leg_free(struct b2bua *b, struct leg *l)
 		sipcore_conn_release(b->sip, l->dest.conn);
 }
 
+/* Totals over the call: packets in and out on both legs, and the inbound
+ * packets that failed SRTP (RTP and RTCP apart: a call whose RTCP alone
+ * fails has audio). */
+struct call_totals {
+	uint64_t in, out, rtp_failed, rtcp_failed;
+};
+
+static void call_totals(const struct call *c, struct call_totals *t)
+{
+	struct relay_counts rc;
+
+	memset(t, 0, sizeof(*t));
+	if (!c->media)
+		return;
+	for (int leg = 0; leg < 2; leg++)
+		for (size_t i = 0; i < media_session_nstreams(c->media); i++)
+			for (int k = 0; k < 2; k++) {
+				relay_session_counts(media_session_relay(c->media), leg, i, k,
+						     RELAY_IN, &rc);
+				t->in += rc.packets;
+				*(k ? &t->rtcp_failed : &t->rtp_failed) +=
+					rc.auth_fail + rc.replay_fail + rc.cant_check;
+				relay_session_counts(media_session_relay(c->media), leg, i, k,
+						     RELAY_OUT, &rc);
+				t->out += rc.packets;
+			}
+}
+
+static const char *call_suite(const struct call *c);
+
 /* Frees the call now; the caller has sent every message the end needs. */
 static void call_free(struct call *c, const char *why)
 {
 	struct b2bua *b = c->b2b;
 	struct trunk_count *tc;
+	struct call_totals tot;
 
+	/* The call's record for the operator: what it carried, so a silent
+	 * call can be told from a short one after the fact. */
+	call_totals(c, &tot);
 	LOG_INFO(c->id, "call ended", LF_S("reason", why),
 		 LF_U("duration_ms", c->answer_ms ? now_ms() - c->answer_ms : 0),
-		 LF_S("state", state_names[c->state]));
+		 LF_S("state", state_names[c->state]), LF_S("suite", call_suite(c)),
+		 LF_U("packets_in", tot.in), LF_U("packets_out", tot.out),
+		 LF_U("rtp_decrypt_failures", tot.rtp_failed),
+		 LF_U("rtcp_decrypt_failures", tot.rtcp_failed));
 	event_del(&c->retrans);
 	event_del(&c->deadline);
 	event_del(&c->ring);
@@ -833,6 +870,17 @@ static void reject(struct b2bua *b, struct txn *t, const osip_message_t *req, in
 		   const char *why, uint64_t *counter)
 {
 	refuse(b, t, req, status, why, counter, NULL);
+}
+
+/* No peer of the destination trunk can take the call: a Reason too, so the
+ * carrier's records say why (no Retry-After: this call only). */
+static void refuse_no_peer(struct b2bua *b, struct txn *t, const osip_message_t *req, int status,
+			   const char *why)
+{
+	char reason[REASON_MAX];
+
+	reason_value(reason, sizeof(reason), status, why);
+	refuse(b, t, req, status, why, &b->st.rejected_no_peer, reason);
 }
 
 static void new_id(char id[13])
@@ -1085,12 +1133,9 @@ static void new_call(struct b2bua *b, struct txn *t, osip_message_t *req,
 		return;
 	}
 	if (!health_trunk_usable(b->health, out)) {
-		/* no Retry-After: this call only; OPTIONS to us say 503 meanwhile */
-		char reason[REASON_MAX];
-
+		/* OPTIONS to us say 503 meanwhile */
 		snprintf(buf_why, sizeof(buf_why), "every peer of trunk %s is down", out->name);
-		reason_value(reason, sizeof(reason), 503, buf_why);
-		refuse(b, t, req, 503, buf_why, &b->st.rejected_no_peer, reason);
+		refuse_no_peer(b, t, req, 503, buf_why);
 		return;
 	}
 	if (!body_of(req, &sdp, &sdplen)) {
@@ -1189,8 +1234,14 @@ static void new_call(struct b2bua *b, struct txn *t, osip_message_t *req,
 		c->b_offer_len = res.len;
 	}
 	err = start_attempt(c, req, 0, &status, buf_why, sizeof(buf_why));
+	if (err == ENOENT) {
+		/* no peer could be sent to (names without an address, sends
+		 * refused): the Reason they get when they fail one by one */
+		refuse_no_peer(b, t, req, status, buf_why);
+		goto out;
+	}
 	if (err) {
-		reject(b, t, req, status, buf_why, err == ENOENT ? &b->st.rejected_no_peer : NULL);
+		reject(b, t, req, status, buf_why, NULL);
 		goto out;
 	}
 
@@ -2911,26 +2962,6 @@ static void ctl_stream_counts(const struct call *c, enum media_leg side, size_t 
 		}
 }
 
-/* Totals over the call: packets in and out on both legs, and the inbound
- * packets that failed SRTP. */
-static void ctl_totals(const struct call *c, uint64_t *in, uint64_t *out, uint64_t *failed)
-{
-	struct relay_counts rc;
-
-	*in = *out = *failed = 0;
-	for (int leg = 0; leg < 2; leg++)
-		for (size_t i = 0; i < media_session_nstreams(c->media); i++)
-			for (int k = 0; k < 2; k++) {
-				relay_session_counts(media_session_relay(c->media), leg, i, k,
-						     RELAY_IN, &rc);
-				*in += rc.packets;
-				*failed += rc.auth_fail + rc.replay_fail + rc.cant_check;
-				relay_session_counts(media_session_relay(c->media), leg, i, k,
-						     RELAY_OUT, &rc);
-				*out += rc.packets;
-			}
-}
-
 static void ctl_leg(const struct call *c, const struct leg *l, enum media_leg side,
 		    struct control_out *o)
 {
@@ -2977,7 +3008,7 @@ static const char *call_suite(const struct call *c)
 	for (int i = 0; i < 2; i++) {
 		const struct leg *l = i ? &c->b : &c->a;
 
-		if (oa_leg_stream(l->oa, 0, &si) == 0 && si.secure)
+		if (l->oa && oa_leg_stream(l->oa, 0, &si) == 0 && si.secure)
 			return suite_name(si.suite);
 	}
 	return "none";
@@ -2985,7 +3016,8 @@ static const char *call_suite(const struct call *c)
 
 static void ctl_summary(const struct call *c, struct control_out *o)
 {
-	uint64_t now = now_ms(), in, out, failed;
+	uint64_t now = now_ms();
+	struct call_totals tot;
 	char peer[300];
 
 	control_out_str(o, "id", c->id);
@@ -3000,10 +3032,12 @@ static void ctl_summary(const struct call *c, struct control_out *o)
 	control_out_str(o, "call_id_b", c->b.call_id);
 	config_uri_format(&c->b.trunk->peers[c->b.peer], peer, sizeof(peer));
 	control_out_str(o, "peer", peer);
-	ctl_totals(c, &in, &out, &failed);
-	control_out_uint(o, "packets_in", in);
-	control_out_uint(o, "packets_out", out);
-	control_out_uint(o, "decrypt_failures", failed);
+	call_totals(c, &tot);
+	control_out_uint(o, "packets_in", tot.in);
+	control_out_uint(o, "packets_out", tot.out);
+	control_out_uint(o, "decrypt_failures", tot.rtp_failed + tot.rtcp_failed);
+	control_out_uint(o, "rtp_decrypt_failures", tot.rtp_failed);
+	control_out_uint(o, "rtcp_decrypt_failures", tot.rtcp_failed);
 }
 
 int b2bua_ctl_calls(const struct b2bua *b, struct control_out *o)

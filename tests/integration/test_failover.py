@@ -899,6 +899,18 @@ class FailoverTest(DaemonTestCase):
         carrier.ack()
         br.assert_idle()
 
+    def test_no_peer_reachable_at_all(self):
+        # Names without an address (.invalid never resolves): no INVITE can
+        # be sent to any of them, and the 503 says so like any other.
+        br = self.start(peers=["udp:nowhere.invalid:5060", "udp:nor-here.invalid:5060"])
+        carrier = br.carrier()
+        carrier.invite()
+        final = carrier.final()
+        self.assert_all_failed(final)
+        self.assertIn("cannot reach its peer", final.h("reason"))
+        carrier.ack()
+        br.assert_idle()
+
     # --- ring_timeout ---
 
     def test_ring_timeout_408_after_100_and_480_after_180(self):
