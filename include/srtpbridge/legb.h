@@ -58,6 +58,14 @@ int legb_invite(osip_message_t **out, const osip_message_t *a_invite,
 		const struct config_trunk *to_trunk, const struct sip_uri *peer,
 		const struct legb_ids *ids, int *status, const char **why);
 
+/* The headers of an in-dialog request from (a BYE: User-to-User and the
+ * probe's account of what it heard travel on it) that to_trunk's
+ * pass_headers names, added to to, by the rules legb_invite copies leg A's
+ * by. Returns 0, EINVAL (a value that cannot go in a header: nothing more
+ * is copied) or ENOMEM. */
+int legb_pass_headers(osip_message_t *to, const osip_message_t *from,
+		      const struct config_trunk *to_trunk);
+
 /* Our Contact on trunk for transport tp, either leg: "<sip:USER@ADV:PORT>"
  * with ;transport=tcp|tls unless tp is UDP, where ADV:PORT is as for leg B's
  * Via above. user holds only RFC 3261 user characters. Returns 0, EINVAL (no

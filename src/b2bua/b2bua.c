@@ -522,7 +522,8 @@ static int leg_request(struct leg *l, const char *method, bool contact, osip_mes
 /* A request in leg l's dialog, with our Via; Reason when reason is not NULL.
  * Sent as a client transaction whose TU data is the leg when keep is true,
  * else none (the call will be gone when its response comes). */
-static int send_in_dialog(struct leg *l, const char *method, const char *reason, bool keep)
+static int send_in_dialog_from(struct leg *l, const char *method, const char *reason, bool keep,
+			       const osip_message_t *from)
 {
 	osip_message_t *m = NULL;
 	int err;
@@ -532,6 +533,11 @@ static int send_in_dialog(struct leg *l, const char *method, const char *reason,
 		return err;
 	if (reason)
 		err = sipmsg_header_add(m, "Reason", reason);
+	/* the far leg's request, relayed: its pass_headers cross as an
+	 * INVITE's do; one that cannot be copied is left behind, not the BYE */
+	if (!err && from && legb_pass_headers(m, from, l->trunk) == EINVAL)
+		LOG_INFO(call_name(l->call), "a header to pass cannot be copied",
+			 LF_S("method", method));
 	if (err) {
 		osip_message_free(m);
 		return err;
@@ -541,6 +547,11 @@ static int send_in_dialog(struct leg *l, const char *method, const char *reason,
 		LOG_WARN(call_name(l->call), "cannot send a request", LF_S("method", method),
 			 LF_S("leg", l->is_a ? "a" : "b"), LF_S("error", strerror(err)));
 	return err;
+}
+
+static int send_in_dialog(struct leg *l, const char *method, const char *reason, bool keep)
+{
+	return send_in_dialog_from(l, method, reason, keep, NULL);
 }
 
 /* RFC 3261 9.1: the CANCEL of the INVITE of client transaction t, built
@@ -1917,7 +1928,7 @@ static void on_bye(struct b2bua *b, struct txn *t, osip_message_t *req, struct l
 	case CALL_CONFIRMED:
 		break;
 	}
-	send_in_dialog(o, "BYE", reason, false);
+	send_in_dialog_from(o, "BYE", reason, false, req);
 	call_free(c, text);
 }
 

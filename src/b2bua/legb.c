@@ -277,3 +277,25 @@ int legb_via(char *buf, size_t size, const struct config_trunk *trunk, enum sip_
 		     tp_via[tp], adv, local->port, branch);
 	return n < 0 || (size_t)n >= size ? ENOSPC : 0;
 }
+
+int legb_pass_headers(osip_message_t *to, const osip_message_t *from,
+		      const struct config_trunk *to_trunk)
+{
+	int err;
+
+	if (!to || !from || !to_trunk)
+		return EINVAL;
+	for (int i = 0; i < osip_list_size(&from->headers); i++) {
+		const osip_header_t *h = osip_list_get(&from->headers, i);
+
+		if (!h || !h->hname || !listed(to_trunk, h->hname) ||
+		    strcasecmp(h->hname, "Max-Forwards") == 0 || hop_by_hop(h->hname))
+			continue;
+		if (!header_safe(h->hvalue ? h->hvalue : ""))
+			return EINVAL;
+		err = sipmsg_header_add(to, h->hname, h->hvalue ? h->hvalue : "");
+		if (err)
+			return err;
+	}
+	return 0;
+}

@@ -1018,7 +1018,8 @@ static const struct cfg_key table[] = {
 	{ CONFIG_SEC_TRUNK, "media_latching", &T_ENUM, T(media_latching), 0, "strict", 0, 0, e_latch, 0,
 	  "strict | learn", "strict: media only from the SDP address; learn: latch to a port within the signalled IP" },
 	{ CONFIG_SEC_TRUNK, "pass_headers", &T_HEADERS, 0, 0, "P-Asserted-Identity, Privacy, Diversion, User-to-User", 0, 0, NULL, 0,
-	  "Header-Name, ... | empty", "headers copied from the other leg's request; no others cross" },
+	  "Header-Name, ... | empty", "headers copied from the other leg's INVITE, and from its BYE (User-to-User on "
+	  "hang-up; srtpprobe's X-Srtpprobe-Heard); no others cross" },
 	{ CONFIG_SEC_TRUNK, "tls_certificate", &T_FILE, T(tls_certificate), 0, "/etc/srtpbridge/tls/sbc.pem", 0, 0, NULL, 0,
 	  "path", "PEM certificate chain on this trunk's tls listeners (relative to the config file)" },
 	{ CONFIG_SEC_TRUNK, "tls_private_key", &T_FILE, T(tls_private_key), 0, "/etc/srtpbridge/tls/sbc.key", 0, 0, NULL, 0,

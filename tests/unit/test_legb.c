@@ -418,6 +418,36 @@ static void extensions_are_per_hop(void **state)
 	osip_message_free(b);
 }
 
+/* An in-dialog request's pass_headers (a BYE's User-to-User) cross to the
+ * other leg's request; the rest, and the hop-by-hop ones, do not. */
+static void pass_headers_of_a_bye(void **state)
+{
+	static char *names[] = { "User-to-User", "Require", "X-Srtpprobe-Heard" };
+	static const char bye[] = "BYE sip:sbc@198.51.100.10 SIP/2.0\n"
+				  "Via: SIP/2.0/UDP 203.0.113.5;branch=z9hG4bKbye1\n"
+				  "From: <sip:a@x>;tag=1\nTo: <sip:b@y>;tag=2\n"
+				  "Call-ID: bye1\nCSeq: 3 BYE\nMax-Forwards: 70\n"
+				  "User-to-User: 04fa;encoding=hex\n"
+				  "X-Srtpprobe-Heard: tone=A; frames=120; packets=150\n"
+				  "Require: timer\nX-Other: no\nContent-Length: 0\n";
+	struct fixture x;
+	osip_message_t *in = parse_text(bye), *out = parse_text(no_mf_invite);
+
+	(void)state;
+	fixture_init(&x, SIP_TP_UDP, "203.0.113.5");
+	x.trunk.pass_headers = names;
+	x.trunk.npass_headers = 3;
+	assert_int_equal(legb_pass_headers(out, in, &x.trunk), 0);
+	assert_string_equal(sipmsg_header_get(out, "User-to-User", 0), "04fa;encoding=hex");
+	assert_string_equal(sipmsg_header_get(out, "X-Srtpprobe-Heard", 0),
+			    "tone=A; frames=120; packets=150");
+	assert_null(sipmsg_header_get(out, "Require", 0));
+	assert_null(sipmsg_header_get(out, "X-Other", 0));
+	assert_int_equal(legb_pass_headers(out, NULL, &x.trunk), EINVAL);
+	osip_message_free(in);
+	osip_message_free(out);
+}
+
 /* Our Contact and Via on either leg: the listen address of the transport,
  * sip_advertise first, IPv6 in brackets, ;transport= for streams. */
 static void contact_and_via(void **state)
@@ -462,6 +492,7 @@ int main(void)
 		cmocka_unit_test(refusals),
 		cmocka_unit_test(contact_and_via),
 		cmocka_unit_test(extensions_are_per_hop),
+		cmocka_unit_test(pass_headers_of_a_bye),
 	};
 
 	return cmocka_run_group_tests_name("legb", tests, NULL, NULL);
