@@ -119,6 +119,13 @@ int sipmsg_refusal_text(char **buf, size_t *len, struct slice raw, int status, c
 int sipmsg_response(osip_message_t **out, const osip_message_t *req, int status, const char *reason,
 		    const char *to_tag, const char *warning);
 
+/* RFC 3261 9.1: the CANCEL of invite (a request we sent): Request-URI, the
+ * top Via (its branch), From, To, Call-ID and Route as they were, CSeq with
+ * the same number and method CANCEL, Max-Forwards 70, no body. Borrows
+ * invite; returns new *out, or EINVAL (not an INVITE with a Via and CSeq)
+ * or ENOMEM. */
+int sipmsg_cancel(osip_message_t **out, const osip_message_t *invite);
+
 /* RFC 3261 18.2.1 and RFC 3581 on the top Via of a received request: adds
  * received=<source address> when the sent-by host is not that address, and
  * always when rport is present; fills an empty rport with the source port.

@@ -561,45 +561,19 @@ static int send_in_dialog(struct leg *l, const char *method, const char *reason,
 static int send_cancel(struct b2bua *b, struct txn *t, const char *reason,
 		       const struct txn_addr *dest, void *data, struct txn **out)
 {
-	const osip_message_t *inv;
 	osip_message_t *m = NULL;
-	osip_via_t *via = NULL;
-	char cseq[32];
-	int err = ENOMEM;
+	int err;
 
 	if (!t)
 		return ENOTCONN;
-	inv = txn_get_request(t);
-	if (osip_message_init(&m))
-		return ENOMEM;
-	osip_message_set_method(m, osip_strdup("CANCEL"));
-	osip_message_set_version(m, osip_strdup("SIP/2.0"));
-	if (!m->sip_method || !m->sip_version || osip_uri_clone(inv->req_uri, &m->req_uri) ||
-	    osip_via_clone(osip_list_get(&inv->vias, 0), &via) ||
-	    osip_list_add(&m->vias, via, -1) < 0)
-		goto out;
-	via = NULL;
-	if (osip_from_clone(inv->from, &m->from) || osip_to_clone(inv->to, &m->to) ||
-	    osip_call_id_clone(inv->call_id, &m->call_id))
-		goto out;
-	for (int i = 0; i < osip_list_size(&inv->routes); i++) {
-		osip_route_t *r = NULL;
-
-		if (osip_route_clone(osip_list_get(&inv->routes, i), &r))
-			goto out;
-		osip_list_add(&m->routes, r, -1);
+	err = sipmsg_cancel(&m, txn_get_request(t));
+	if (!err && reason && reason[0])
+		err = sipmsg_header_add(m, "Reason", reason);
+	if (err) {
+		osip_message_free(m);
+		return err;
 	}
-	snprintf(cseq, sizeof(cseq), "%s CANCEL", inv->cseq->number);
-	if (osip_message_set_cseq(m, cseq) || osip_message_set_max_forwards(m, "70"))
-		goto out;
-	if (reason && reason[0] && sipmsg_header_add(m, "Reason", reason))
-		goto out;
-	err = txn_request(b->txn, m, dest, data, out);
-	m = NULL; /* taken */
-out:
-	osip_via_free(via);
-	osip_message_free(m);
-	return err;
+	return txn_request(b->txn, m, dest, data, out);
 }
 
 static int send_cancel_b(struct call *c)

@@ -1429,6 +1429,52 @@ static int add_clone_via(osip_message_t *r, const osip_via_t *v)
 	return 0;
 }
 
+int sipmsg_cancel(osip_message_t **out, const osip_message_t *inv)
+{
+	osip_message_t *m = NULL;
+	osip_via_t *via = NULL;
+	char cseq[32];
+	int err = ENOMEM;
+
+	*out = NULL;
+	if (!inv || !MSG_IS_REQUEST(inv) || !inv->sip_method ||
+	    strcmp(inv->sip_method, "INVITE") != 0 || !inv->cseq || !inv->cseq->number ||
+	    !osip_list_get(&inv->vias, 0) || !inv->req_uri)
+		return EINVAL;
+	if (osip_message_init(&m))
+		return ENOMEM;
+	osip_message_set_method(m, osip_strdup("CANCEL"));
+	osip_message_set_version(m, osip_strdup("SIP/2.0"));
+	if (!m->sip_method || !m->sip_version || osip_uri_clone(inv->req_uri, &m->req_uri) ||
+	    osip_via_clone(osip_list_get(&inv->vias, 0), &via) ||
+	    osip_list_add(&m->vias, via, -1) < 0)
+		goto out;
+	via = NULL;
+	if (osip_from_clone(inv->from, &m->from) || osip_to_clone(inv->to, &m->to) ||
+	    osip_call_id_clone(inv->call_id, &m->call_id))
+		goto out;
+	for (int i = 0; i < osip_list_size(&inv->routes); i++) {
+		osip_route_t *r = NULL;
+
+		if (osip_route_clone(osip_list_get(&inv->routes, i), &r))
+			goto out;
+		if (osip_list_add(&m->routes, r, -1) < 0) {
+			osip_route_free(r);
+			goto out;
+		}
+	}
+	snprintf(cseq, sizeof(cseq), "%s CANCEL", inv->cseq->number);
+	if (osip_message_set_cseq(m, cseq) || osip_message_set_max_forwards(m, "70"))
+		goto out;
+	*out = m;
+	m = NULL;
+	err = 0;
+out:
+	osip_via_free(via);
+	osip_message_free(m);
+	return err;
+}
+
 int sipmsg_response(osip_message_t **out, const osip_message_t *req, int status, const char *reason,
 		    const char *to_tag, const char *warning)
 {

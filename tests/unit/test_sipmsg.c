@@ -1460,10 +1460,49 @@ static void test_refusal_text(void **state)
 			 EINVAL);
 }
 
+/* RFC 3261 9.1: a CANCEL is its INVITE's Request-URI, top Via, From, To,
+ * Call-ID, Route and CSeq number; nothing else of it. */
+static void test_cancel(void **state)
+{
+	osip_message_t *inv = parsed("INVITE sip:100@198.51.100.7:5080 SIP/2.0\r\n"
+				     "Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKc1;rport\r\n"
+				     "Via: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKlower\r\n"
+				     "Route: <sip:p1.example;lr>\r\nRoute: <sip:p2.example;lr>\r\n"
+				     "From: <sip:a@x>;tag=f1\r\nTo: <sip:100@y>\r\n"
+				     "Call-ID: cancel-1\r\nCSeq: 7 INVITE\r\nMax-Forwards: 12\r\n"
+				     "Subject: not copied\r\nContent-Length: 0\r\n\r\n");
+	osip_message_t *c = NULL, *bye = parsed("BYE sip:a@x SIP/2.0\r\n"
+						"Via: SIP/2.0/UDP h;branch=z9hG4bKb\r\n"
+						"From: <sip:a@x>;tag=1\r\nTo: <sip:b@y>;tag=2\r\n"
+						"Call-ID: b1\r\nCSeq: 2 BYE\r\n\r\n");
+	char *text = NULL;
+	size_t len = 0;
+
+	(void)state;
+	assert_int_equal(sipmsg_cancel(&c, inv), 0);
+	assert_int_equal(osip_message_to_str(c, &text, &len), 0);
+	assert_non_null(strstr(text, "CANCEL sip:100@198.51.100.7:5080 SIP/2.0\r\n"));
+	assert_non_null(strstr(text, "branch=z9hG4bKc1"));
+	assert_null(strstr(text, "z9hG4bKlower"));
+	assert_non_null(strstr(text, "<sip:p1.example;lr>"));
+	assert_non_null(strstr(text, "<sip:p2.example;lr>"));
+	assert_non_null(strstr(text, "CSeq: 7 CANCEL"));
+	assert_non_null(strstr(text, "Call-ID: cancel-1"));
+	assert_null(strstr(text, "Subject"));
+	assert_non_null(strstr(text, "To: <sip:100@y>\r\n")); /* as it went: no tag */
+	osip_free(text);
+	osip_message_free(c);
+	assert_int_equal(sipmsg_cancel(&c, bye), EINVAL);
+	assert_null(c);
+	osip_message_free(inv);
+	osip_message_free(bye);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_refusal_text),
+		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_cap_size),
 		cmocka_unit_test(test_cap_line_length),
 		cmocka_unit_test(test_cap_header_lines),
