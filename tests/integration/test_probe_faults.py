@@ -16,6 +16,9 @@ no RTCP, media from another port, hold and resume) are `two-way audio`.
 After each call, srtpbridgectl's view of it (read while it was up) must
 show RTP and RTCP decrypt failures where the fault makes some, and none
 where it does not (None: not asserted, with the reason in the table).
+And a call where neither side hears the other (a wrong key one way, no
+media the other): only the answerer can tell, from the caller's account in
+its BYE (the trunks pass X-Srtpprobe-Heard), and says `no audio`.
 
 All calls of a direction run at the same time against one daemon; each is
 told apart in srtpbridgectl by its [route:*] rule. Skipped when srtpprobe is
@@ -84,19 +87,36 @@ class FaultsTest(ProbeMatrixCase):
                 self.assertEqual(view[field], want, "%s: %s" % (field, msg))
 
     def test_faults_on_the_calling_carrier(self):
-        car, ivr, ans = harness.free_ports(3)
+        car, ivr, ans, mute_ans = harness.free_ports(4)
         sections = [trunk("carrier", "udp:127.0.0.1:%d" % car, "udp:127.0.0.1:%d" % car,
                           route="ivr"),
                     trunk("ivr", "udp:127.0.0.1:%d" % ivr, "udp:127.0.0.1:%d" % ans,
-                          srtp="off")]
+                          srtp="off"),
+                    trunk("ivr_mute", "udp:127.0.0.1:%d" % harness.free_port(),
+                          "udp:127.0.0.1:%d" % mute_ans, srtp="off"),
+                    rule("no_audio", "carrier", "^no_audio$", "ivr_mute")]
         sections += [rule(n, "carrier", "^%s$" % n, "ivr") for n in FAULTS]
-        self.start(sections, media=4 * len(FAULTS) + 8)
+        self.start(sections, media=4 * len(FAULTS) + 12)
         probe.Answerer(self, ["udp:127.0.0.1:%d" % ans], ["--srtp", "off"])
+        # neither side heard: the caller's key is wrong and the IVR sends
+        # nothing; only the answerer can tell (the caller's BYE says it
+        # heard nothing): `no audio`
+        mute = probe.Answerer(self, ["udp:127.0.0.1:%d" % mute_ans],
+                              ["--srtp", "off", "--no-media"])
         names = list(FAULTS)
         calls = [self.call(car, n, ["--srtp", "mandatory"] + switches(n)) for n in names]
+        names.append("no_audio")
+        calls.append(self.call(car, "no_audio", ["--srtp", "mandatory", "--wrong-key"]))
         results, views = self.watch(calls, names)
-        for n in names:
+        for n in names[:-1]:
             self.check(n, results[n], views.get(n), results[n][1])
+        rc, rep, err = results["no_audio"]
+        self.assertEqual(verdict(rep), "we do not hear the far end", probe.describe(rep))
+        self.assertEqual(rc, 1)
+        self.assertGreater(views["no_audio"]["rtp_decrypt_failures"], 0, views["no_audio"])
+        far = mute.wait_reports(1)[0]
+        self.assertEqual(verdict(far), "no audio", probe.describe(far))
+        self.assertEqual(far["exit_status"], 1, probe.describe(far))
 
     def test_faults_on_the_answering_carrier(self):
         ivr, = harness.free_ports(1)
