@@ -5,6 +5,7 @@ sleep."""
 
 import json
 import os
+import re
 import subprocess
 
 import harness
@@ -33,9 +34,15 @@ class Answerer:
         test.addCleanup(self.d.kill)
         self.d.start()
         self.proc = self.d.proc
-        # one line per address, once every one is bound
+        # one line per address, once every one is bound; port 0 in a
+        # listen address lets the kernel pick (nobody can take it between a
+        # pick and the bind): the line says which, in self.ports
         self.d.wait_for_log(lambda r: r["_raw"].startswith("srtpprobe: listening"),
                             count=len(listen), timeout=READY_TIMEOUT)
+        self.ports = [int(m.group(1)) for m in
+                      (re.search(r"listening \w+:.*:(\d+)$", r["_raw"])
+                       for r in self.d.logs()) if m]
+        self.port = self.ports[0] if self.ports else None
 
     def reports(self, since=0):
         return [json.loads(r["_raw"]) for r in self.d.stdout.snapshot(since)

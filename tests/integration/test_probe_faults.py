@@ -32,7 +32,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import harness  # noqa: E402
 import probe  # noqa: E402
-from test_probe_matrix import ProbeMatrixCase, rule, trunk, verdict  # noqa: E402
+from test_probe_matrix import ProbeMatrixCase, verdict  # noqa: E402
 
 HEARD_NOT = "far end does not hear us"
 TWO_WAY = "two-way audio"
@@ -87,28 +87,25 @@ class FaultsTest(ProbeMatrixCase):
                 self.assertEqual(view[field], want, "%s: %s" % (field, msg))
 
     def test_faults_on_the_calling_carrier(self):
-        car, ivr, ans, mute_ans = harness.free_ports(4)
-        sections = [trunk("carrier", "udp:127.0.0.1:%d" % car, "udp:127.0.0.1:%d" % car,
-                          route="ivr"),
-                    trunk("ivr", "udp:127.0.0.1:%d" % ivr, "udp:127.0.0.1:%d" % ans,
-                          srtp="off"),
-                    trunk("ivr_mute", "udp:127.0.0.1:%d" % harness.free_port(),
-                          "udp:127.0.0.1:%d" % mute_ans, srtp="off"),
-                    rule("no_audio", "carrier", "^no_audio$", "ivr_mute")]
-        sections += [rule(n, "carrier", "^%s$" % n, "ivr") for n in FAULTS]
-        self.start(sections, media=4 * len(FAULTS) + 12)
-        probe.Answerer(self, ["udp:127.0.0.1:%d" % ans], ["--srtp", "off"])
+        b = self.b
+        _, plain = self.answerer("--srtp", "off")
         # neither side heard: the caller's key is wrong and the IVR sends
         # nothing; only the answerer can tell (the caller's BYE says it
         # heard nothing): `no audio`
-        mute = probe.Answerer(self, ["udp:127.0.0.1:%d" % mute_ans],
-                              ["--srtp", "off", "--no-media"])
-        names = list(FAULTS)
-        calls = [self.call(car, n, ["--srtp", "mandatory"] + switches(n)) for n in names]
-        names.append("no_audio")
-        calls.append(self.call(car, "no_audio", ["--srtp", "mandatory", "--wrong-key"]))
-        results, views = self.watch(calls, names)
-        for n in names[:-1]:
+        mute, mute_port = self.answerer("--srtp", "off", "--no-media")
+        b.trunk("carrier", plain, route="ivr")
+        b.trunk("ivr", plain, srtp="off")
+        b.trunk("ivr_mute", mute_port, srtp="off")
+        b.rule("no_audio", "carrier", "^no_audio$", "ivr_mute")
+        for n in FAULTS:
+            b.rule(n, "carrier", "^%s$" % n, "ivr")
+        b.start(calls=len(FAULTS) + 1)
+        calls = {n: self.call("carrier", n, ["--srtp", "mandatory"] + switches(n))
+                 for n in FAULTS}
+        calls["no_audio"] = self.call("carrier", "no_audio", ["--srtp", "mandatory",
+                                                              "--wrong-key"])
+        results, views = self.watch(calls)
+        for n in FAULTS:
             self.check(n, results[n], views.get(n), results[n][1])
         rc, rep, err = results["no_audio"]
         self.assertEqual(verdict(rep), "we do not hear the far end", probe.describe(rep))
@@ -119,40 +116,29 @@ class FaultsTest(ProbeMatrixCase):
         self.assertEqual(far["exit_status"], 1, probe.describe(far))
 
     def test_faults_on_the_answering_carrier(self):
-        ivr, = harness.free_ports(1)
-        sections = [trunk("ivr", "udp:127.0.0.1:%d" % ivr, "udp:127.0.0.1:%d" % ivr,
-                          srtp="off")]
-        answerers = {}
-        for n in FAULTS:
-            port = harness.free_port()
-            sections.append(trunk("c_" + n, "udp:127.0.0.1:%d" % harness.free_port(),
-                                  "udp:127.0.0.1:%d" % port))
-            sections.append(rule(n, "ivr", "^%s$" % n, "c_" + n))
-            answerers[n] = port
-        self.start(sections, media=4 * len(FAULTS) + 8)
+        b = self.b
         faulty = {}
-        for n, port in answerers.items():
-            args = [a for a in switches(n) if a not in ("--hold-resume",)]
+        for n in FAULTS:
+            # the answerer's own switches; the re-INVITEs come from the caller
+            args = [a for a in switches(n) if a != "--hold-resume"]
             if "--duration" in args:
                 i = args.index("--duration")
                 del args[i:i + 2]
-            faulty[n] = probe.Answerer(self, ["udp:127.0.0.1:%d" % port],
-                                       ["--srtp", "mandatory"] + args)
-        names = list(FAULTS)
-        calls = []
-        for n in names:
-            extra = ["--duration", "6"] if n in LONG else []
-            # The re-INVITEs come from the caller in this direction: it
-            # asks for hold and resume (new keys each way) so that the
-            # answerer's no-rekey, roc-reset and hold-resume have a re-key
-            # to act on.
-            if n in LONG:
-                extra.append("--hold-resume")
-            calls.append(self.call(ivr, n, ["--srtp", "off"] + extra))
-        results, views = self.watch(calls, names)
-        for n in names:
-            reports = faulty[n].wait_reports(1)
-            self.check(n, results[n], views.get(n), reports[0])
+            faulty[n], port = self.answerer("--srtp", "mandatory", *args)
+            b.trunk("c_" + n, port)
+            b.rule(n, "ivr", "^%s$" % n, "c_" + n)
+        b.trunk("ivr", harness.quiet_port(), srtp="off")
+        b.start(calls=len(FAULTS))
+        calls = {}
+        for n in FAULTS:
+            # in this direction the caller asks for hold and resume (new
+            # keys each way), so that the answerer's no-rekey, roc-reset
+            # and hold-resume have a re-key to act on
+            extra = ["--duration", "6", "--hold-resume"] if n in LONG else []
+            calls[n] = self.call("ivr", n, ["--srtp", "off"] + extra)
+        results, views = self.watch(calls)
+        for n in FAULTS:
+            self.check(n, results[n], views.get(n), faulty[n].wait_reports(1)[0])
 
 
 if __name__ == "__main__":

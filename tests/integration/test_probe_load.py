@@ -6,6 +6,7 @@ answered and be two-way audio with no decrypt failure; loss and jitter are
 machine-dependent and only reported (bench/ and docs/srtpprobe.md have
 figures). Skipped when srtpprobe is not built."""
 
+import json
 import os
 import sys
 import unittest
@@ -15,8 +16,7 @@ sys.path.insert(0, HERE)
 import harness  # noqa: E402
 import probe  # noqa: E402
 from harness import run  # noqa: E402
-from sipua import ctl  # noqa: E402
-from test_probe_matrix import ProbeMatrixCase, trunk  # noqa: E402
+from test_probe_matrix import ProbeMatrixCase  # noqa: E402
 
 CALLS = 40
 
@@ -24,16 +24,14 @@ CALLS = 40
 @unittest.skipUnless(probe.exists(), "srtpprobe is not built")
 class LoadTest(ProbeMatrixCase):
     def test_forty_concurrent_srtp_calls(self):
-        car, ivr, ans, lp = harness.free_ports(4)
-        self.start([trunk("carrier", "udp:127.0.0.1:%d" % car, "udp:127.0.0.1:%d" % car,
-                          route="ivr"),
-                    trunk("ivr", "udp:127.0.0.1:%d" % ivr, "udp:127.0.0.1:%d" % ans,
-                          srtp="off")], media=int(4 * CALLS / 0.9) + 8)  # max_calls auto: 90 %
-        answerer = probe.Answerer(self, ["udp:127.0.0.1:%d" % ans], ["--srtp", "off"])
+        answerer, plain = self.answerer("--srtp", "off")
+        self.b.trunk("carrier", plain, route="ivr")
+        self.b.trunk("ivr", plain, srtp="off")
+        self.b.start(calls=CALLS)
         r = run([harness.binary("srtpprobe"), "load", "--json", "--to",
-                 "sip:100@127.0.0.1:%d" % car, "--listen", "udp:127.0.0.1:%d" % lp,
-                 "--calls", str(CALLS), "--rate", "20", "--duration", "3"], timeout=90)
-        rep = probe.json.loads(r.stdout)
+                 self.b.uri("100", "carrier"), "--calls", str(CALLS), "--rate", "20",
+                 "--duration", "3"], timeout=90)
+        rep = json.loads(r.stdout)
         msg = "%s\n%s" % (probe.describe(rep), r.stderr[-2000:])
         self.assertEqual(rep["role"], "load", msg)
         self.assertEqual(rep["calls_attempted"], CALLS, msg)
@@ -56,7 +54,7 @@ class LoadTest(ProbeMatrixCase):
         reps = answerer.wait_reports(CALLS)
         self.assertEqual(sorted(x["heard"]["tone"] for x in reps), ["A"] * CALLS)
         # and the daemon let every call go
-        rc, out = ctl(self.ctl_sock, "calls")
+        out = self.b.ctl("calls")
         self.assertEqual(out["calls"], [], out)
 
 
