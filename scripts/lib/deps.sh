@@ -9,9 +9,11 @@ SRTPBRIDGE_BUILD_PACKAGES="build-essential cmake pkg-config libosip2-dev libeven
 # clang-format, python3 for the integration tests, systemd-analyze for the
 # unit check, man for the man page check, git to list the files to format,
 # sip-tester (sipp) as the real SIP peer of the call tests, baresip-core
-# (baresip) as the SRTP phones of the end-to-end audio test.
+# (baresip) as the SRTP phones of the end-to-end audio test, rtpengine-daemon
+# (rtpengine, driven over its ng protocol) as the other SRTP implementation
+# of the end-to-end matrix and of bench/media.
 SRTPBRIDGE_TEST_PACKAGES="clang libclang-rt-14-dev clang-format python3 systemd man-db git
-	sip-tester baresip-core"
+	sip-tester baresip-core rtpengine-daemon"
 
 missing_packages() {
 	local p missing=""
@@ -35,6 +37,18 @@ ensure_packages() {
 	echo "installing:$missing" >&2
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq >&2
+	# Test peers come with services (rtpengine-daemon): the tests start
+	# their own on loopback, so none is started by the install (a
+	# policy-rc.d that says no, unless the machine has one already).
+	local policy=/usr/sbin/policy-rc.d own_policy=no
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && own_policy=yes
+	fi
 	# shellcheck disable=SC2086
-	apt-get install -y -qq --no-install-recommends $missing >&2
+	apt-get install -y -qq --no-install-recommends $missing >&2 || {
+		[ "$own_policy" = yes ] && rm -f "$policy"
+		return 1
+	}
+	[ "$own_policy" = yes ] && rm -f "$policy"
+	return 0
 }

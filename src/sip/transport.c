@@ -578,14 +578,16 @@ static void grow_buffers(const struct transport_local *loc)
 
 static int bind_local(struct transport *t, struct transport_local *loc, char *why, size_t whysz)
 {
-	int fd, one = 1;
+	int fd;
 
 	snprintf(loc->name, sizeof(loc->name), "%s:", tp_names[loc->tp]);
 	addr_format((const struct sockaddr *)&loc->addr, loc->name + 4, sizeof(loc->name) - 4);
 	if (loc->tp == SIP_TP_UDP) {
+		/* no SO_REUSEADDR: UDP has no TIME_WAIT to skip, and with it a
+		 * second daemon on the same port would start and take part of
+		 * the first one's traffic instead of failing */
 		fd = socket(loc->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-		    bind(fd, (const struct sockaddr *)&loc->addr, loc->addrlen)) {
+		if (fd < 0 || bind(fd, (const struct sockaddr *)&loc->addr, loc->addrlen)) {
 			snprintf(why, whysz, "cannot bind %s: %s", loc->name, strerror(errno));
 			if (fd >= 0)
 				close(fd);
