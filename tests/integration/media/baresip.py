@@ -94,7 +94,8 @@ class Baresip:
         self.dir = test.tmp.join(name)
         self.rec_dir = os.path.join(self.dir, "rec")
         os.makedirs(self.rec_dir)
-        self.sip_port = harness.quiet_port()
+        # libre also listens for SIP over TLS on sip_port + 1: both held
+        self.sip_port = harness.free_block(2, tcp=True, reserve=True)
         self.ctrl_port = harness.quiet_port()
         # RTP and RTCP: baresip picks a free port of the range itself,
         # skipping taken ones, as a daemon's media_ports do. libre takes a
@@ -132,7 +133,7 @@ class Baresip:
     def start(self):
         """Starts baresip and connects to its ctrl_tcp once it says it is ready."""
         self.write_config()
-        harness.release_ports(self.sip_port, self.ctrl_port)
+        harness.release_ports(self.sip_port, self.sip_port + 1, self.ctrl_port)
         self.proc = subprocess.Popen(
             harness._pdeathsig_prefix() + [BARESIP, "-f", self.dir],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
