@@ -36,7 +36,8 @@ struct media_session; /* defined in session.c */
 int media_session_create(struct media_session **out, struct portpool *pool, struct relay *relay,
 			 const char *addr_a, const char *addr_b, size_t nstreams);
 /* Stops the relay of the session; every pair goes back to the pool
- * (closed, quarantined) once the worker has let go of it. NULL-safe. */
+ * (quarantined, its sockets kept open by the pool) once the worker has let
+ * go of it. NULL-safe. */
 void media_session_destroy(struct media_session *s);
 
 /* What each leg of each stream does now: p[MEDIA_LEG_A] and p[MEDIA_LEG_B];

@@ -2,10 +2,21 @@
  *
  * A call's media session takes RTP/RTCP pairs from here: RTP on an even port,
  * RTCP on the next (RFC 3550 section 11), both UDP sockets bound on the trunk's
- * media_address. A freed pair sits in quarantine for media_port_quarantine
- * seconds so late packets of an old call cannot reach a new one; a pair that
- * another program holds is skipped and left alone for PORTPOOL_BUSY_MS.
- * Free pairs are handed out least recently used first, in O(1) amortised.
+ * media_address. The pool owns the sockets: a pair's are opened and bound the
+ * first time it is handed out and stay bound across calls (socket, bind and
+ * close were most of a call's media setup), until the pool is destroyed or
+ * the pair is wanted on another address. A freed pair sits in quarantine for
+ * media_port_quarantine seconds, still bound, so late packets of an old call
+ * cannot reach a new one on another socket; whatever reached it meanwhile is
+ * read and discarded when it is handed out again. A pair that another program
+ * holds is skipped and left alone for PORTPOOL_BUSY_MS.
+ *
+ * Open pairs are handed out before pairs never opened, each kind least
+ * recently used first, in O(1) amortised: the sockets held open are the most
+ * that were in use or in quarantine at once, not the whole range (an idle
+ * daemon holds none). Each socket is nonblocking, close-on-exec, has
+ * SO_TIMESTAMPNS on (the relay sheds packets that waited too long) and the
+ * buffers of PORTPOOL_RCVBUF and PORTPOOL_SNDBUF.
  *
  * Counts are in ports, for srtpbridge_media_ports_free and srtpbridgectl
  * stats; free + quarantined + busy + in use = total at every moment.
@@ -23,9 +34,20 @@
 /* How long a pair that failed to bind (EADDRINUSE) is not tried again. */
 #define PORTPOOL_BUSY_MS 30000
 
+/* Socket buffers, as asked of the kernel (which doubles them for its own
+ * accounting: 64 KiB each). Receive: 78 G.711 packets of 172 bytes on
+ * loopback (28 of 1200 bytes), over a second of a 20 ms stream, when the
+ * relay sheds what waited 50 ms: room for a peer's burst, not a queue. The
+ * usual default (net.core.rmem_default, 208 KiB) would let 10,000 sockets
+ * hold 2 GiB of packets nobody reads; this, 625 MiB at most. Send (128 KiB
+ * accounted): a sendmmsg batch of 32 full-size packets still queued in the
+ * NIC. */
+#define PORTPOOL_RCVBUF 32768
+#define PORTPOOL_SNDBUF 65536
+
 struct portpool; /* defined in portpool.c */
 
-/* Two bound UDP sockets, nonblocking and close-on-exec. */
+/* Two bound UDP sockets, nonblocking and close-on-exec, the pool's. */
 struct portpool_pair {
 	int rtp_fd, rtcp_fd;
 	uint16_t rtp_port, rtcp_port; /* rtcp_port = rtp_port + 1 */
@@ -38,24 +60,30 @@ struct portpool_pair {
  * when min is 0 or the range holds no pair, ENOMEM. Returns new in *out. */
 int portpool_create(struct portpool **out, uint16_t min, uint16_t max, unsigned quarantine_s,
 		    uint64_t (*now_ms)(void *arg), void *arg);
-/* NULL-safe. Sockets of pairs still in use are not closed: their sessions own them. */
+/* Closes every socket the pool holds but those of pairs still in use (their
+ * sessions may still read them). NULL-safe. */
 void portpool_destroy(struct portpool *p);
 
-/* Binds the least recently used free pair on bind_addr (an AF_INET or
- * AF_INET6 address of len bytes; its port is ignored) and returns it in *out,
- * which the caller owns until portpool_free_pair(). Pairs whose RTP or RTCP
- * port is in use elsewhere are marked busy and the next is tried, never more
- * pairs than were free at the call. ENOSPC when no pair could be bound (the
- * call gets a 503); EAFNOSUPPORT or EINVAL for a bad address; any other bind
- * or socket error (EADDRNOTAVAIL, EMFILE...) at once, the pair left free.
- * *out is written only on success. */
+/* A free pair bound on bind_addr (an AF_INET or AF_INET6 address of len
+ * bytes; its port is ignored) in *out, which the caller borrows until
+ * portpool_free_pair(): an open pair already bound there (least recently
+ * used first among the next few), its sockets emptied of what reached them
+ * while free; else one never opened, or one open on another address, opened
+ * and bound now. Pairs whose RTP or RTCP port is in use elsewhere are
+ * marked busy and the next is tried, never more pairs than were free at the
+ * call. ENOSPC when no pair could be bound (the call gets a 503);
+ * EAFNOSUPPORT or EINVAL for a bad address; any other bind or socket error
+ * (EADDRNOTAVAIL, EMFILE...) at once, the pair left free. *out is written
+ * only on success. */
 int portpool_alloc_pair(struct portpool *p, const struct sockaddr *bind_addr, socklen_t len,
 			struct portpool_pair *out);
-/* Takes pair's sockets: closes them, sets them to -1, and quarantines the
- * ports. A pair that is not in use from this pool with these sockets (such as
- * a second free of the same struct) is left untouched, so no fd is closed
- * twice. A copy kept after the free is not caught once the ports and fd
- * numbers are reused: free through the one struct the session holds. */
+/* Gives pair back: its sockets stay open and bound in the pool, *pair's fds
+ * are set to -1, and the ports go to quarantine. The caller must not use the
+ * sockets any more (nor have them in an epoll set). A pair that is not in use
+ * from this pool with these sockets (such as a second free of the same
+ * struct) is left untouched. A copy kept after the free is not caught once
+ * the pair is handed out again: free through the one struct the session
+ * holds. */
 void portpool_free_pair(struct portpool *p, struct portpool_pair *pair);
 
 /* Ports that an allocation may take now: neither in use, quarantined nor busy. */
@@ -64,6 +92,9 @@ unsigned portpool_total(const struct portpool *p);
 unsigned portpool_quarantined_count(const struct portpool *p);
 unsigned portpool_busy_count(const struct portpool *p);
 unsigned portpool_in_use_count(const struct portpool *p);
+/* Ports whose sockets the pool holds open now, in use or not: the file
+ * descriptors it takes (RLIMIT_NOFILE). */
+unsigned portpool_open_count(const struct portpool *p);
 
 /* Whether ports_needed ports (rounded up to whole pairs) are free now. Only a
  * forecast: a free port may turn out to be held by another program at bind. */

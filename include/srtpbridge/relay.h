@@ -144,7 +144,9 @@ void relay_get_stats(const struct relay *r, struct relay_stats *out);
 
 /* A session over nstreams streams whose sockets are fds[leg][i] (RTP) and
  * fds_rtcp[leg][i] (RTCP), owned by the caller until done() is called on the
- * main thread after relay_session_remove. Nothing is relayed until the
+ * main thread after relay_session_remove. Only sockets with SO_TIMESTAMPNS
+ * on (the port pool's are) have packets that waited too long shed as late:
+ * the option is the owner's, set once per socket, not once per call. Nothing is relayed until the
  * first relay_session_update. With r NULL the session only counts nothing
  * (tests of signalling without media). Main thread. */
 int relay_session_create(struct relay_session **out, struct relay *r, size_t nstreams,

@@ -1,11 +1,13 @@
 /* portpool.c: the media port pool (see portpool.h).
  *
- * Each pair is a slot, and each slot not in use sits in exactly one of three
- * FIFO queues linked through the slots: free, quarantine and busy. The last
- * two hold a fixed delay each and the clock never goes back, so each is sorted
- * by expiry: an allocation first moves the expired heads to the free tail,
- * then pops the free head. Every slot moves at most once per state change,
- * hence O(1) amortised, and the FIFO reuses the least recently freed pair. */
+ * Each pair is a slot, and each slot not in use sits in exactly one of four
+ * FIFO queues linked through the slots: open (free, its sockets bound),
+ * closed (free, no sockets), quarantine (sockets bound) and busy (no
+ * sockets). The last two hold a fixed delay each and the clock never goes
+ * back, so each is sorted by expiry: an allocation first moves the expired
+ * heads to the open or closed tail, then takes from open before closed.
+ * Every slot moves at most once per state change, hence O(1) amortised, and
+ * each FIFO reuses the least recently freed pair of its kind. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -14,9 +16,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "srtpbridge/addr.h"
 #include "srtpbridge/portpool.h"
 
 #define NIL UINT32_MAX
+/* How far into the open queue an allocation looks for a pair bound on its
+ * address: a call's frees and its allocations both go leg by leg, so with
+ * two media addresses the match is at the head or next to it. */
+#define LOOKAHEAD 16
+/* Datagrams read per recvmmsg when a pair is emptied, and at most how many
+ * rounds: a flood cannot hold a call's setup for ever (what stays is the
+ * new call's to refuse: it comes from nobody it signalled). */
+#define DRAIN_BATCH  64
+#define DRAIN_ROUNDS 16
 
 enum slot_state {
 	SLOT_FREE = 0,
@@ -25,9 +37,17 @@ enum slot_state {
 	SLOT_BUSY,
 };
 
+/* The address a slot's sockets are bound on, its port 0. */
+union bound {
+	struct sockaddr sa;
+	struct sockaddr_in v4;
+	struct sockaddr_in6 v6;
+};
+
 struct slot {
 	uint64_t until_ms;   /* quarantine or busy: when the slot may be free again */
-	int rtp_fd, rtcp_fd; /* in use: to refuse a stale or repeated free */
+	int rtp_fd, rtcp_fd; /* -1 when closed */
+	union bound at;	     /* valid while the sockets are open */
 	uint32_t next;
 	uint8_t state;
 };
@@ -42,8 +62,8 @@ struct portpool {
 	uint64_t quarantine_ms;
 	uint64_t (*now_ms)(void *arg);
 	void *arg;
-	struct queue free, quarantine, busy;
-	uint32_t in_use;
+	struct queue open, closed, quarantine, busy;
+	uint32_t in_use, nopen;
 	struct slot slots[];
 };
 
@@ -77,14 +97,25 @@ static void q_push_head(struct portpool *p, struct queue *q, uint32_t i)
 	q->n++;
 }
 
+/* Unlinks i, whose predecessor in q is prev (NIL: i is the head). */
+static void q_unlink(struct portpool *p, struct queue *q, uint32_t prev, uint32_t i)
+{
+	uint32_t next = p->slots[i].next;
+
+	if (prev == NIL)
+		q->head = next;
+	else
+		p->slots[prev].next = next;
+	if (q->tail == i)
+		q->tail = prev;
+	q->n--;
+}
+
 static uint32_t q_pop_head(struct portpool *p, struct queue *q)
 {
 	uint32_t i = q->head;
 
-	q->head = p->slots[i].next;
-	if (q->head == NIL)
-		q->tail = NIL;
-	q->n--;
+	q_unlink(p, q, NIL, i);
 	return i;
 }
 
@@ -105,7 +136,7 @@ static void reclaim(struct portpool *p, struct queue *q, uint64_t now)
 		uint32_t i = q_pop_head(p, q);
 
 		p->slots[i].state = SLOT_FREE;
-		q_push_tail(p, &p->free, i);
+		q_push_tail(p, p->slots[i].rtp_fd >= 0 ? &p->open : &p->closed, i);
 	}
 }
 
@@ -114,9 +145,24 @@ static void hold(struct portpool *p, struct queue *q, uint32_t i, enum slot_stat
 {
 	p->slots[i].state = state;
 	p->slots[i].until_ms = until;
-	p->slots[i].rtp_fd = -1;
-	p->slots[i].rtcp_fd = -1;
 	q_push_tail(p, q, i);
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static void slot_close(struct portpool *p, uint32_t i)
+{
+	struct slot *s = &p->slots[i];
+
+	if (s->rtp_fd >= 0)
+		p->nopen--;
+	close_fd(&s->rtp_fd);
+	close_fd(&s->rtcp_fd);
 }
 
 int portpool_create(struct portpool **out, uint16_t min, uint16_t max, unsigned quarantine_s,
@@ -138,109 +184,152 @@ int portpool_create(struct portpool **out, uint16_t min, uint16_t max, unsigned 
 	p->quarantine_ms = (uint64_t)quarantine_s * 1000;
 	p->now_ms = now_ms ? now_ms : monotonic_ms;
 	p->arg = now_ms ? arg : NULL;
-	p->free.head = p->free.tail = NIL;
+	p->open.head = p->open.tail = NIL;
+	p->closed.head = p->closed.tail = NIL;
 	p->quarantine.head = p->quarantine.tail = NIL;
 	p->busy.head = p->busy.tail = NIL;
-	/* Ascending at first; after that, the order in which pairs come back. */
-	for (uint32_t i = 0; i < npairs; i++)
-		hold(p, &p->free, i, SLOT_FREE, 0);
+	/* Ascending at first; after that, the order in which pairs come back.
+	 * Nothing is opened before it is needed. */
+	for (uint32_t i = 0; i < npairs; i++) {
+		p->slots[i].rtp_fd = p->slots[i].rtcp_fd = -1;
+		hold(p, &p->closed, i, SLOT_FREE, 0);
+	}
 	*out = p;
 	return 0;
 }
 
 void portpool_destroy(struct portpool *p)
 {
+	if (!p)
+		return;
+	for (uint32_t i = 0; i < p->npairs; i++)
+		if (p->slots[i].state != SLOT_IN_USE)
+			slot_close(p, i);
 	free(p);
 }
 
-/* socket() for the address family, unbound. */
+/* A media socket for the address family, unbound, with the options every
+ * media socket has (portpool.h). A failed option only costs what it was
+ * for: no socket is refused for it. */
 static int open_udp(int family, int *fd)
 {
+	static const int on = 1, rcvbuf = PORTPOOL_RCVBUF, sndbuf = PORTPOOL_SNDBUF;
+
 	*fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	return *fd < 0 ? errno : 0;
+	if (*fd < 0)
+		return errno;
+	(void)setsockopt(*fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on));
+	(void)setsockopt(*fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	(void)setsockopt(*fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	return 0;
 }
 
-static int bind_port(int fd, struct sockaddr_storage *ss, socklen_t len, uint16_t port)
+static int bind_port(int fd, union bound *at, socklen_t len, uint16_t port)
 {
-	if (ss->ss_family == AF_INET)
-		((struct sockaddr_in *)ss)->sin_port = htons(port);
+	int err;
+
+	if (at->sa.sa_family == AF_INET)
+		at->v4.sin_port = htons(port);
 	else
-		((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+		at->v6.sin6_port = htons(port);
 	/* No SO_REUSEADDR: with it two UDP sockets could share a port, and
 	 * EADDRINUSE is how a port held by another program shows. */
-	return bind(fd, (struct sockaddr *)ss, len) ? errno : 0;
+	err = bind(fd, &at->sa, len) ? errno : 0;
+	if (at->sa.sa_family == AF_INET)
+		at->v4.sin_port = 0;
+	else
+		at->v6.sin6_port = 0;
+	return err;
 }
 
-static void close_fd(int *fd)
+/* Reads and drops whatever is queued on fd: packets that reached a pair
+ * while it was free belong to no call. Zero-length buffers: the kernel
+ * discards each datagram whole. */
+static void drain(int fd)
 {
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
+	struct mmsghdr m[DRAIN_BATCH];
+
+	memset(m, 0, sizeof(m));
+	for (int round = 0; round < DRAIN_ROUNDS; round++) {
+		int n = recvmmsg(fd, m, DRAIN_BATCH, MSG_DONTWAIT, NULL);
+
+		/* an error other than EAGAIN (a pending ICMP error) is
+		 * consumed by the call that reports it: read on */
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			continue;
+		if (n < DRAIN_BATCH)
+			break;
+	}
 }
 
-int portpool_alloc_pair(struct portpool *p, const struct sockaddr *bind_addr, socklen_t len,
-			struct portpool_pair *out)
+static void hand_out(struct portpool *p, uint32_t i, struct portpool_pair *out)
 {
-	struct sockaddr_storage ss;
+	struct slot *s = &p->slots[i];
+	uint16_t port = (uint16_t)(p->base + 2 * i);
+
+	s->state = SLOT_IN_USE;
+	p->in_use++;
+	*out = (struct portpool_pair){ .rtp_fd = s->rtp_fd,
+				       .rtcp_fd = s->rtcp_fd,
+				       .rtp_port = port,
+				       .rtcp_port = (uint16_t)(port + 1) };
+}
+
+/* An open pair bound on at among the first LOOKAHEAD of the open queue. */
+static uint32_t take_open(struct portpool *p, const union bound *at)
+{
+	uint32_t prev = NIL, i = p->open.head;
+
+	for (unsigned k = 0; k < LOOKAHEAD && i != NIL; k++, prev = i, i = p->slots[i].next)
+		if (addr_equal(&p->slots[i].at.sa, &at->sa, false)) {
+			q_unlink(p, &p->open, prev, i);
+			return i;
+		}
+	return NIL;
+}
+
+/* Opens and binds a pair for at: pairs never opened first, then open ones
+ * bound elsewhere (closed and bound again). */
+static int bind_new(struct portpool *p, union bound *at, socklen_t len, uint64_t now,
+		    struct portpool_pair *out)
+{
 	int rtp_fd = -1, rtcp_fd = -1;
-	uint64_t now;
 	uint32_t tries;
 	int err;
 
-	if (!bind_addr)
-		return EINVAL;
-	if (bind_addr->sa_family == AF_INET)
-		err = len >= sizeof(struct sockaddr_in) ? 0 : EINVAL;
-	else if (bind_addr->sa_family == AF_INET6)
-		err = len >= sizeof(struct sockaddr_in6) ? 0 : EINVAL;
-	else
-		err = EAFNOSUPPORT;
-	if (err)
-		return err;
-	len = bind_addr->sa_family == AF_INET ? sizeof(struct sockaddr_in)
-					      : sizeof(struct sockaddr_in6);
-	memcpy(&ss, bind_addr, len);
-
-	now = p->now_ms(p->arg);
-	reclaim(p, &p->quarantine, now);
-	reclaim(p, &p->busy, now);
-	if (p->free.n == 0)
-		return ENOSPC;
-	err = open_udp(ss.ss_family, &rtp_fd);
+	err = open_udp(at->sa.sa_family, &rtp_fd);
 	if (!err)
-		err = open_udp(ss.ss_family, &rtcp_fd);
+		err = open_udp(at->sa.sa_family, &rtcp_fd);
 	if (err)
 		goto out;
 
 	/* A pair found busy goes to the busy queue, not back to free, so the
 	 * loop ends by itself; tries only makes that bound explicit. */
-	for (tries = p->free.n; tries > 0 && p->free.n > 0; tries--) {
-		uint32_t i = q_pop_head(p, &p->free);
+	for (tries = p->closed.n + p->open.n; tries > 0 && p->closed.n + p->open.n > 0; tries--) {
+		uint32_t i = p->closed.n ? q_pop_head(p, &p->closed) : q_pop_head(p, &p->open);
 		uint16_t port = (uint16_t)(p->base + 2 * i);
 		bool rtp_bound;
 
+		slot_close(p, i); /* bound on another address: this one now */
 		/* A failed bind leaves a UDP socket unbound, so the same socket
 		 * tries the next port: one syscall per port held by others. */
-		err = bind_port(rtp_fd, &ss, len, port);
+		err = bind_port(rtp_fd, at, len, port);
 		rtp_bound = !err;
 		if (!err)
-			err = bind_port(rtcp_fd, &ss, len, port + 1);
+			err = bind_port(rtcp_fd, at, len, (uint16_t)(port + 1));
 		if (!err) {
-			p->slots[i].state = SLOT_IN_USE;
 			p->slots[i].rtp_fd = rtp_fd;
 			p->slots[i].rtcp_fd = rtcp_fd;
-			p->in_use++;
-			*out = (struct portpool_pair){ .rtp_fd = rtp_fd,
-						       .rtcp_fd = rtcp_fd,
-						       .rtp_port = port,
-						       .rtcp_port = (uint16_t)(port + 1) };
+			p->slots[i].at = *at;
+			p->nopen++;
+			hand_out(p, i, out);
 			return 0;
 		}
 		if (err != EADDRINUSE) {
 			/* Not about this pair (address not local, no fds...):
 			 * the next pair would fail alike, so give it back first
 			 * in line and report. */
-			q_push_head(p, &p->free, i);
+			q_push_head(p, &p->closed, i);
 			p->slots[i].state = SLOT_FREE;
 			break;
 		}
@@ -248,7 +337,7 @@ int portpool_alloc_pair(struct portpool *p, const struct sockaddr *bind_addr, so
 		/* RTCP was the taken one: a bound socket cannot be unbound. */
 		if (rtp_bound) {
 			close_fd(&rtp_fd);
-			err = open_udp(ss.ss_family, &rtp_fd);
+			err = open_udp(at->sa.sa_family, &rtp_fd);
 			if (err)
 				break;
 		}
@@ -261,6 +350,48 @@ out:
 	return err;
 }
 
+int portpool_alloc_pair(struct portpool *p, const struct sockaddr *bind_addr, socklen_t len,
+			struct portpool_pair *out)
+{
+	union bound at;
+	uint64_t now;
+	uint32_t i;
+	int err;
+
+	if (!bind_addr)
+		return EINVAL;
+	if (bind_addr->sa_family == AF_INET)
+		err = len >= sizeof(struct sockaddr_in) ? 0 : EINVAL;
+	else if (bind_addr->sa_family == AF_INET6)
+		err = len >= sizeof(struct sockaddr_in6) ? 0 : EINVAL;
+	else
+		err = EAFNOSUPPORT;
+	if (err)
+		return err;
+	memset(&at, 0, sizeof(at));
+	len = bind_addr->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+					      : sizeof(struct sockaddr_in6);
+	memcpy(&at, bind_addr, len);
+	if (at.sa.sa_family == AF_INET)
+		at.v4.sin_port = 0;
+	else
+		at.v6.sin6_port = 0;
+
+	now = p->now_ms(p->arg);
+	reclaim(p, &p->quarantine, now);
+	reclaim(p, &p->busy, now);
+	if (p->open.n + p->closed.n == 0)
+		return ENOSPC;
+	i = take_open(p, &at);
+	if (i != NIL) {
+		drain(p->slots[i].rtp_fd);
+		drain(p->slots[i].rtcp_fd);
+		hand_out(p, i, out);
+		return 0;
+	}
+	return bind_new(p, &at, len, now, out);
+}
+
 void portpool_free_pair(struct portpool *p, struct portpool_pair *pair)
 {
 	uint32_t i;
@@ -271,8 +402,7 @@ void portpool_free_pair(struct portpool *p, struct portpool_pair *pair)
 	if (i >= p->npairs || p->slots[i].state != SLOT_IN_USE ||
 	    p->slots[i].rtp_fd != pair->rtp_fd || p->slots[i].rtcp_fd != pair->rtcp_fd)
 		return;
-	close_fd(&pair->rtp_fd);
-	close_fd(&pair->rtcp_fd);
+	pair->rtp_fd = pair->rtcp_fd = -1;
 	p->in_use--;
 	hold(p, &p->quarantine, i, SLOT_QUARANTINE, p->now_ms(p->arg) + p->quarantine_ms);
 }
@@ -281,7 +411,8 @@ unsigned portpool_free_count(const struct portpool *p)
 {
 	uint64_t now = p->now_ms(p->arg);
 
-	return 2 * (p->free.n + q_expired(p, &p->quarantine, now) + q_expired(p, &p->busy, now));
+	return 2 * (p->open.n + p->closed.n + q_expired(p, &p->quarantine, now) +
+		    q_expired(p, &p->busy, now));
 }
 
 unsigned portpool_total(const struct portpool *p)
@@ -302,6 +433,11 @@ unsigned portpool_busy_count(const struct portpool *p)
 unsigned portpool_in_use_count(const struct portpool *p)
 {
 	return 2 * p->in_use;
+}
+
+unsigned portpool_open_count(const struct portpool *p)
+{
+	return 2 * p->nopen;
 }
 
 bool portpool_admit(const struct portpool *p, unsigned ports_needed)

@@ -188,7 +188,7 @@ class SystemdUnitTest(unittest.TestCase):
         s = self.unit["Service"]
         want = {
             "Type": ["notify"], "NotifyAccess": ["main"], "Restart": ["on-failure"],
-            "User": ["srtpbridge"], "Group": ["srtpbridge"], "LimitNOFILE": ["65536"],
+            "User": ["srtpbridge"], "Group": ["srtpbridge"], "LimitNOFILE": ["131072"],
             "RuntimeDirectory": ["srtpbridge"], "RuntimeDirectoryMode": ["0750"],
             "CapabilityBoundingSet": [""], "AmbientCapabilities": [""],
             "ProtectSystem": ["strict"], "NoNewPrivileges": ["yes"], "UMask": ["0027"],

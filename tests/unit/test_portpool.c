@@ -2,7 +2,9 @@
  * pairing (even RTP, RTCP + 1, an odd min), exhaustion, quarantine and its
  * least-recently-used reuse, ports held by another socket (skipped, busy for
  * PORTPOOL_BUSY_MS, bounded when all are held), IPv4 and IPv6, bad addresses,
- * and no fd left open. Each test runs on a block of ports probed free, at an
+ * sockets kept bound across calls (opened lazily, emptied of an old call's
+ * packets before reuse, bound again for another address, socket options),
+ * and no fd left open once the pool is gone. Each test runs on a block of ports probed free, at an
  * offset from the pid so that parallel runs rarely meet. */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -279,15 +281,17 @@ static void test_quarantine(void **state)
 	assert_counts(f->p, 0, 0, 0, 4);
 
 	portpool_free_pair(f->p, &a);
+	assert_int_equal(a.rtp_fd, -1);
+	assert_int_equal(a.rtcp_fd, -1);
 	assert_counts(f->p, 0, 2, 0, 2);
 	assert_false(portpool_admit(f->p, 2));
-	/* The sockets are really closed: another socket can take the ports. */
+	/* Still bound by the pool in quarantine: nobody else takes the ports
+	 * in between, and no fd was closed. */
+	assert_int_equal(portpool_open_count(f->p), 4);
 	probe = occupy(a_port);
-	assert_true(probe >= 0);
-	close(probe);
+	assert_int_equal(probe, -1);
 	probe = occupy((uint16_t)(a_port + 1));
-	assert_true(probe >= 0);
-	close(probe);
+	assert_int_equal(probe, -1);
 
 	f->now += 1999;
 	assert_int_equal(alloc4(f->p, &c), ENOSPC);
@@ -478,6 +482,167 @@ static void test_monotonic_clock(void **state)
 	portpool_free_pair(f->p, &pp);
 }
 
+static void send_to(uint16_t port, const char *what)
+{
+	struct sockaddr_in to = lo4(port);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	assert_int_equal(sendto(fd, what, strlen(what), 0, (struct sockaddr *)&to, sizeof(to)),
+			 (ssize_t)strlen(what));
+	close(fd);
+}
+
+/* Waits (bounded) until fd has a datagram queued: loopback delivery is
+ * synchronous, but the test should not depend on it. */
+static bool readable(int fd)
+{
+	for (int k = 0; k < 1000; k++) {
+		char b;
+
+		if (recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) >= 0)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+/* An idle pool holds no fd; a pair stays open across calls, and the next
+ * call on it never reads a packet that reached it before it was handed out
+ * (during the old call's end, its quarantine, or while free). */
+static void test_kept_open_and_drained(void **state)
+{
+	struct fixture *f = *state;
+	struct portpool_pair a, b;
+	int rtp_fd, rtcp_fd;
+	char buf[64];
+
+	make_pool(f, f->base, (uint16_t)(f->base + BLOCK - 1), 2);
+	assert_int_equal(count_fds(), f->fds); /* opened lazily */
+	assert_int_equal(portpool_open_count(f->p), 0);
+	assert_int_equal(alloc4(f->p, &a), 0);
+	assert_int_equal(count_fds(), f->fds + 2);
+	assert_int_equal(portpool_open_count(f->p), 2);
+	rtp_fd = a.rtp_fd;
+	rtcp_fd = a.rtcp_fd;
+	/* the old call's last packets, then ones sent during the quarantine */
+	send_to(a.rtp_port, "old call rtp");
+	send_to(a.rtcp_port, "old call rtcp");
+	portpool_free_pair(f->p, &a);
+	assert_int_equal(count_fds(), f->fds + 2);
+	send_to((uint16_t)f->base, "in quarantine");
+	assert_true(readable(rtp_fd));
+	assert_true(readable(rtcp_fd));
+	f->now += 2000;
+	send_to((uint16_t)f->base, "free");
+	/* The open pair comes before the 9 never opened: same sockets, same
+	 * ports, nothing open twice. */
+	assert_int_equal(alloc4(f->p, &b), 0);
+	assert_int_equal(b.rtp_port, f->base);
+	assert_int_equal(b.rtp_fd, rtp_fd);
+	assert_int_equal(b.rtcp_fd, rtcp_fd);
+	assert_pair(&b, f->base, f->base + BLOCK - 1u, AF_INET);
+	assert_int_equal(count_fds(), f->fds + 2);
+	assert_int_equal(recv(b.rtp_fd, buf, sizeof(buf), MSG_DONTWAIT), -1);
+	assert_int_equal(errno, EAGAIN);
+	assert_int_equal(recv(b.rtcp_fd, buf, sizeof(buf), MSG_DONTWAIT), -1);
+	assert_int_equal(errno, EAGAIN);
+	/* what comes now is the new call's */
+	send_to(b.rtp_port, "new call");
+	assert_true(readable(b.rtp_fd));
+	assert_int_equal(recv(b.rtp_fd, buf, sizeof(buf), MSG_DONTWAIT), 8);
+	assert_memory_equal(buf, "new call", 8);
+	portpool_free_pair(f->p, &b);
+	/* The pool closes what it holds: teardown counts the fds. */
+}
+
+/* More junk than one drain round reads is all gone too. */
+static void test_drain_many(void **state)
+{
+	struct fixture *f = *state;
+	struct portpool_pair a;
+	struct sockaddr_in to;
+	int fd, rtp_fd;
+	char buf[8];
+
+	make_pool(f, f->base, (uint16_t)(f->base + 1), 0);
+	assert_int_equal(alloc4(f->p, &a), 0);
+	rtp_fd = a.rtp_fd;
+	portpool_free_pair(f->p, &a);
+	to = lo4((uint16_t)f->base);
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	for (int k = 0; k < 70; k++)
+		assert_int_equal(sendto(fd, "x", 1, 0, (struct sockaddr *)&to, sizeof(to)), 1);
+	close(fd);
+	assert_true(readable(rtp_fd));
+	assert_int_equal(alloc4(f->p, &a), 0);
+	assert_int_equal(a.rtp_fd, rtp_fd);
+	assert_int_equal(recv(a.rtp_fd, buf, sizeof(buf), MSG_DONTWAIT), -1);
+	assert_int_equal(errno, EAGAIN);
+	portpool_free_pair(f->p, &a);
+}
+
+/* Every media socket has the relay's options. */
+static void test_socket_options(void **state)
+{
+	struct fixture *f = *state;
+	struct portpool_pair a;
+	int v = 0;
+	socklen_t len = sizeof(v);
+
+	make_pool(f, f->base, (uint16_t)(f->base + 1), 0);
+	assert_int_equal(alloc4(f->p, &a), 0);
+	assert_int_equal(getsockopt(a.rtp_fd, SOL_SOCKET, SO_TIMESTAMPNS, &v, &len), 0);
+	assert_int_not_equal(v, 0);
+	len = sizeof(v);
+	assert_int_equal(getsockopt(a.rtcp_fd, SOL_SOCKET, SO_RCVBUF, &v, &len), 0);
+	assert_int_equal(v, 2 * PORTPOOL_RCVBUF); /* the kernel's doubling */
+	len = sizeof(v);
+	assert_int_equal(getsockopt(a.rtp_fd, SOL_SOCKET, SO_SNDBUF, &v, &len), 0);
+	assert_int_equal(v, 2 * PORTPOOL_SNDBUF);
+	portpool_free_pair(f->p, &a);
+}
+
+/* A pair open on one address and wanted on another is bound again there
+ * when no pair was never opened; a pair open on the wanted address is
+ * found behind one that is not. */
+static void test_other_address(void **state)
+{
+	struct fixture *f = *state;
+	struct sockaddr_in other = lo4(0);
+	struct portpool_pair a, b, c;
+
+	inet_pton(AF_INET, "127.0.0.2", &other.sin_addr);
+	make_pool(f, f->base, (uint16_t)(f->base + 3), 0);
+	assert_int_equal(alloc4(f->p, &a), 0);
+	assert_int_equal(portpool_alloc_pair(f->p, (struct sockaddr *)&other, sizeof(other), &b),
+			 0);
+	assert_int_equal(b.rtp_port, f->base + 2);
+	portpool_free_pair(f->p, &a); /* open: 127.0.0.1, then 127.0.0.2 */
+	portpool_free_pair(f->p, &b);
+	assert_int_equal(portpool_alloc_pair(f->p, (struct sockaddr *)&other, sizeof(other), &c),
+			 0);
+	assert_int_equal(c.rtp_port, f->base + 2); /* behind the head */
+	portpool_free_pair(f->p, &c);
+	/* 127.0.0.3 matches neither: the head is bound again there */
+	inet_pton(AF_INET, "127.0.0.3", &other.sin_addr);
+	assert_int_equal(portpool_alloc_pair(f->p, (struct sockaddr *)&other, sizeof(other), &c),
+			 0);
+	assert_int_equal(c.rtp_port, f->base);
+	assert_int_equal(portpool_open_count(f->p), 4);
+	{
+		struct sockaddr_in sin;
+		socklen_t len = sizeof(sin);
+
+		assert_int_equal(getsockname(c.rtcp_fd, (struct sockaddr *)&sin, &len), 0);
+		assert_int_equal(sin.sin_addr.s_addr, other.sin_addr.s_addr);
+		assert_int_equal(ntohs(sin.sin_port), f->base + 1);
+	}
+	assert_int_equal(count_fds(), f->fds + 4);
+	portpool_free_pair(f->p, &c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -491,6 +656,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ipv6, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_address, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_monotonic_clock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kept_open_and_drained, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_drain_many, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_socket_options, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_other_address, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("portpool", tests, NULL, NULL);
