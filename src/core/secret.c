@@ -2,6 +2,7 @@
 #include "srtpbridge/secret.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -42,6 +43,17 @@ bool secret_equal(const struct secret *a, const struct secret *b)
 	return a->len == b->len && CRYPTO_memcmp(a->bytes, b->bytes, a->len) == 0;
 }
 
+/* SHA-256 fetched once: EVP_sha256() makes OpenSSL 3 look the algorithm
+ * up in its providers on every digest, a measurable part of a call's media
+ * setup (two fingerprints a call). Never freed: one for the process. */
+static EVP_MD *sha256;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+	sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 void secret_fingerprint(const struct secret *s, char out[SECRET_FINGERPRINT_LEN])
 {
 	static const char hex[] = "0123456789abcdef";
@@ -50,7 +62,8 @@ void secret_fingerprint(const struct secret *s, char out[SECRET_FINGERPRINT_LEN]
 
 	out[0] = 'k';
 	out[1] = ':';
-	if (EVP_Digest(s->bytes, s->len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen < 6) {
+	pthread_once(&sha256_once, sha256_fetch);
+	if (!sha256 || EVP_Digest(s->bytes, s->len, md, &mdlen, sha256, NULL) != 1 || mdlen < 6) {
 		memcpy(out + 2, "????????????", 12);
 	} else {
 		for (int i = 0; i < 6; i++) {
