@@ -212,6 +212,10 @@ void txn_layer_conn_closed(struct txn_layer *l, uint64_t conn, int err);
 /* Live transactions, both roles. */
 size_t txn_layer_count(const struct txn_layer *l);
 
+/* How many times the layer resent t's request (Timer A, E) or its last
+ * response (Timer G) on its own: a response to a request sent more than
+ * once cannot tell which copy it answers (Karn), so it times nothing. */
+unsigned txn_retransmits(const struct txn *t);
 void *txn_get_data(const struct txn *t);
 void txn_set_data(struct txn *t, void *data);
 enum txn_kind txn_get_kind(const struct txn *t);

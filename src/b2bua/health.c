@@ -299,8 +299,12 @@ void health_txn_response(struct health *h, struct txn *t, const osip_message_t *
 	txn_set_data(t, NULL);
 	event_del(&p->expire);
 	p->last_status = code;
-	p->rtt_us = now_us() - p->sent_us;
-	p->has_rtt = true;
+	/* Karn: an answer to a ping sent again may answer the first copy, so
+	 * it is not a round trip; the last one measured stands */
+	if (txn_retransmits(t) == 0) {
+		p->rtt_us = now_us() - p->sent_us;
+		p->has_rtt = true;
+	}
 	if (ok_code(p->t, code)) {
 		answer(p, code);
 	} else {

@@ -98,7 +98,8 @@ struct txn {
 	struct txn_timer timeout;
 	enum txn_timer_id retrans_id;
 	enum txn_timer_id timeout_id;
-	uint64_t interval; /* current A/E/G interval */
+	uint64_t interval;    /* current A/E/G interval */
+	unsigned retransmits; /* sends of our own, by Timer A, E or G */
 	void *data;
 
 	/* The by-connection index (a client awaiting its final response over
@@ -767,6 +768,7 @@ static void on_retrans(struct txn *t)
 		fail(t, err);
 		return;
 	}
+	t->retransmits++;
 	timer_arm(t, &t->retrans, t->retrans_id, t->interval);
 }
 
@@ -1413,6 +1415,11 @@ void txn_abort(struct txn *t)
 	txn_ref(t);
 	terminate(t);
 	txn_unref(t);
+}
+
+unsigned txn_retransmits(const struct txn *t)
+{
+	return t->retransmits;
 }
 
 void *txn_get_data(const struct txn *t)

@@ -701,7 +701,9 @@ static void test_nict_provisional_then_k(void **state)
 	assert_int_equal(
 		txn_request(F.l, out_req("BYE", NULL, 2, "nict2"), carrier_udp(), NULL, &t), 0);
 	assert_int_equal(txn_get_state(t), TXN_TRYING);
+	assert_int_equal(txn_retransmits(t), 0);
 	advance_to(600);
+	assert_int_equal(txn_retransmits(t), 1); /* E at 500: a response times nothing */
 	recv_msg(answer(txn_get_request(t), 100, NULL), carrier_udp());
 	assert_int_equal(txn_get_state(t), TXN_PROCEEDING);
 	advance_to(10000);
