@@ -166,6 +166,8 @@ static int ctl_stats(void *arg, struct control_out *o)
 	control_out_uint(o, "in_use", portpool_in_use_count(x->pool));
 	control_out_uint(o, "quarantined", portpool_quarantined_count(x->pool));
 	control_out_uint(o, "busy", portpool_busy_count(x->pool));
+	/* sockets held open (kept bound across calls): the fds media takes */
+	control_out_uint(o, "open", portpool_open_count(x->pool));
 	control_out_end_object(o);
 	control_out_begin_object(o, "sip");
 	control_out_uint(o, "requests", st.requests);

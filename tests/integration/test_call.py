@@ -274,6 +274,9 @@ class CallTestCase(DaemonTestCase):
         self.assertEqual(self.ctl("calls")["calls"], [])
         self.assertEqual(st["ports"]["free"] + st["ports"].get("quarantined", 0)
                          + st["ports"].get("busy", 0), st["ports"]["total"], st)
+        # the call's sockets stay open for the next call, never past the range
+        self.assertGreaterEqual(st["ports"]["open"], 4, st)
+        self.assertLessEqual(st["ports"]["open"], st["ports"]["total"], st)
         return st
 
     def wait_call_state(self, state):
