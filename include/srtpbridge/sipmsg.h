@@ -154,6 +154,11 @@ int sipmsg_response_dest(const osip_message_t *resp, char *host, size_t hsize, u
  * others); EBADMSG when libosip2 cannot print m, ENOMEM. */
 int sipmsg_serialize(osip_message_t *m, char **buf, size_t *len);
 
+/* m's body as received (one opaque part, see sipmsg_parse): *p and *n
+ * borrow it. false, and *p and *n untouched, when there is none or it is
+ * empty. */
+bool sipmsg_body(const osip_message_t *m, const char **p, size_t *n);
+
 /* Replaces m's body and Content-Type (content_type is a header value such
  * as "application/sdp"); len 0 removes both (content_type may be NULL then).
  * Content-Length follows. The body is copied and may hold any bytes; a

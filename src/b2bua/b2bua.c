@@ -825,17 +825,6 @@ static unsigned count_m_lines(const char *p, size_t n)
 	return count;
 }
 
-static bool body_of(const osip_message_t *m, const char **p, size_t *n)
-{
-	const osip_body_t *body = osip_list_get(&m->bodies, 0);
-
-	if (!body || !body->body || body->length == 0)
-		return false;
-	*p = body->body;
-	*n = body->length;
-	return true;
-}
-
 /* A refusal before the call exists, logged and counted. */
 static void refuse(struct b2bua *b, struct txn *t, const osip_message_t *req, int status,
 		   const char *why, uint64_t *counter, const char *reason)
@@ -1123,7 +1112,7 @@ static void new_call(struct b2bua *b, struct txn *t, osip_message_t *req,
 		refuse_no_peer(b, t, req, 503, buf_why);
 		return;
 	}
-	if (!body_of(req, &sdp, &sdplen)) {
+	if (!sipmsg_body(req, &sdp, &sdplen)) {
 		sdp = NULL; /* late offer: leg B's 2xx will carry it */
 		sdplen = 0;
 	}
@@ -1383,7 +1372,7 @@ static int answer_for_a_legs(struct call *c, struct leg *from, struct leg *to,
 	int err;
 
 	*len = 0;
-	if (!body_of(resp, &sdp, &n))
+	if (!sipmsg_body(resp, &sdp, &n))
 		return 0;
 	media_session_ports(c->media, to->is_a ? MEDIA_LEG_A : MEDIA_LEG_B, ports, OA_MAX_STREAMS);
 	err = oa_answer(from->oa, to->oa, (struct slice){ sdp, n }, ports, OA_MAX_STREAMS, buf,
@@ -1560,7 +1549,7 @@ static bool offer_in_2xx(struct call *c, struct leg *from, struct leg *to, struc
 	why[0] = '\0';
 	if (build_ack(from, t, resp, held, NULL, NULL))
 		snprintf(why, whysz, "the ACK for the answering leg could not be built");
-	else if (!body_of(resp, &sdp, &n))
+	else if (!sipmsg_body(resp, &sdp, &n))
 		snprintf(why, whysz, "a 2xx to an INVITE without SDP carries no SDP offer");
 	if (!why[0]) {
 		media_session_ports(c->media, to->is_a ? MEDIA_LEG_A : MEDIA_LEG_B, ports,
@@ -1627,7 +1616,7 @@ static bool answer_in_ack(struct call *c, struct leg *from, struct leg *to, osip
 	int err;
 
 	memset(&res, 0, sizeof(res));
-	if (!body_of(ack, &sdp, &len)) {
+	if (!sipmsg_body(ack, &sdp, &len)) {
 		why = "the ACK carries no SDP answer to the offer";
 	} else {
 		media_session_ports(c->media, to->is_a ? MEDIA_LEG_A : MEDIA_LEG_B, ports,
@@ -2036,7 +2025,7 @@ static void on_offer(struct b2bua *b, struct txn *t, osip_message_t *req, struct
 			    NULL);
 		return;
 	}
-	if (!body_of(req, &sdp, &len)) {
+	if (!sipmsg_body(req, &sdp, &len)) {
 		/* a re-INVITE without SDP (CUBE and Avaya on transfer) asks for an
 		 * offer: the other leg's, in its 2xx, rewritten for this one */
 		on_offerless(b, t, req, x);
@@ -2210,7 +2199,7 @@ static int copy_payload(osip_message_t *to, const osip_message_t *from)
 		     k++)
 			err = sipmsg_header_add(to, relayed_headers[i], v);
 	}
-	if (err || !body_of(from, &body, &len))
+	if (err || !sipmsg_body(from, &body, &len))
 		return err;
 	if (!from->content_type || osip_content_type_to_str(from->content_type, &ct) != 0)
 		return EBADMSG;

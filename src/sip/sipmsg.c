@@ -1794,6 +1794,17 @@ int sipmsg_serialize(osip_message_t *m, char **buf, size_t *len)
 	return 0;
 }
 
+bool sipmsg_body(const osip_message_t *m, const char **p, size_t *n)
+{
+	const osip_body_t *body = osip_list_get(&m->bodies, 0);
+
+	if (!body || !body->body || body->length == 0)
+		return false;
+	*p = body->body;
+	*n = body->length;
+	return true;
+}
+
 int sipmsg_set_body(osip_message_t *m, const char *content_type, const char *body, size_t len)
 {
 	osip_content_type_t *ct = NULL;

@@ -484,16 +484,6 @@ static void reason_phrase(const osip_message_t *m, char *buf, size_t size)
 	clean_copy(buf, size, m->reason_phrase ? m->reason_phrase : "");
 }
 
-static bool body_of(const osip_message_t *m, struct slice *s)
-{
-	const osip_body_t *b = osip_list_get(&m->bodies, 0);
-
-	if (!b || !b->body || !b->length)
-		return false;
-	*s = (struct slice){ b->body, b->length };
-	return true;
-}
-
 /* A response of ours in server transaction t: our To tag; for a 2xx (and a
  * 101..199 that makes the dialog) the Record-Route of the request and our
  * Contact; Allow on a 2xx; Warning, SDP and X-Srtpprobe-Heard as given. */
@@ -837,7 +827,7 @@ static bool take_answer(struct ua_call *c, const osip_message_t *resp)
 	char why[300];
 	bool ok;
 
-	if (!c->sdp.offer_pending || !body_of(resp, &body))
+	if (!c->sdp.offer_pending || !sipmsg_body(resp, &body.p, &body.n))
 		return true; /* one answer per offer; or none in this response */
 	if (psdp_take_answer(&c->sdp, body, &res, why, sizeof(why))) {
 		fail(c, false, "SDP: %s", why);
@@ -1107,7 +1097,7 @@ static void on_reinvite(struct ua_call *c, struct txn *t, osip_message_t *req)
 	rep = ri_note(c, "far end", false);
 	sipmsg_cseq(req, &n, NULL);
 	memset(&res, 0, sizeof(res));
-	if (body_of(req, &body)) {
+	if (sipmsg_body(req, &body.p, &body.n)) {
 		err = psdp_answer(&c->sdp, &c->local, body, sdp, sizeof(sdp), &len, &res);
 		if (!err && res.status) {
 			if (rep) {
@@ -1370,7 +1360,7 @@ static void on_ack(struct ua *u, osip_message_t *req)
 	if (!c->late_offer)
 		return;
 	c->late_offer = false;
-	if (!body_of(req, &body)) {
+	if (!sipmsg_body(req, &body.p, &body.n)) {
 		fail(c, false, "SDP: the ACK carries no answer to the offer in our 2xx");
 		ua_call_hangup(c);
 		return;
@@ -1442,7 +1432,7 @@ static void new_call(struct ua *u, struct txn *t, osip_message_t *req, const str
 		finish(c, "failure");
 		return;
 	}
-	if (body_of(req, &body)) {
+	if (sipmsg_body(req, &body.p, &body.n)) {
 		err = psdp_answer(&c->sdp, &c->local, body, sdp, sizeof(sdp), &len, &res);
 	} else {
 		err = psdp_offer(&c->sdp, &c->local, PSDP_SENDRECV, sdp, sizeof(sdp), &len);
