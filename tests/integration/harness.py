@@ -923,6 +923,24 @@ def quiet_port():
     return free_block(1, tcp=True, reserve=True)
 
 
+def start_with_fresh_ports(launch, attempts=3):
+    """launch() picks ports (quiet_port), writes a config with them, releases
+    them and returns the started Daemon; this waits for it to be ready. A
+    port another process took between its pick and the daemon's bind (tests
+    run in parallel) makes the daemon log "cannot bind": then launch() runs
+    again, picking others. Returns the ready Daemon."""
+    for attempt in range(attempts):
+        daemon = launch()
+        try:
+            daemon.wait_ready()
+            return daemon
+        except AssertionError:
+            if attempt == attempts - 1 or not daemon.find_logs(
+                    lambda r: "cannot bind" in r.get("reason", "")):
+                raise
+            daemon.kill()
+
+
 def free_media_range(n=64):
     """'LOW-HIGH' for media_ports: n consecutive ports free right now
     (see QUIET_PORTS), different for every call in this process."""

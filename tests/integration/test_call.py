@@ -168,18 +168,11 @@ class CallTestCase(DaemonTestCase):
     sipp_timeout = max(5.0, harness.TIMEOUT / 2)
 
     def start(self, more="", **overrides):
-        # A port free when picked may be taken by another process before the
-        # daemon binds it (tests run in parallel): then again, with others.
-        for attempt in range(3):
-            try:
-                return self._start(more, **overrides)
-            except AssertionError:
-                if attempt == 2 or not self.daemon.find_logs(
-                        lambda r: "cannot bind" in r.get("reason", "")):
-                    raise
-                self.daemon.kill()
+        harness.start_with_fresh_ports(lambda: self._launch(more, **overrides))
+        self.sipps = []
+        return self.v
 
-    def _start(self, more="", **overrides):
+    def _launch(self, more="", **overrides):
         q = harness.quiet_port
         self.v = harness.minimal_values(self.tmp, MEDIA_PORTS=harness.free_media_range(64),
                                         CARRIER_LISTEN=q(), CARRIER_PEER=q(), IVR_LISTEN=q(),
@@ -197,9 +190,7 @@ class CallTestCase(DaemonTestCase):
         harness.release_ports(*[self.v[k] for k in ("CARRIER_LISTEN", "IVR_LISTEN",
                                                     "IVR2_LISTEN") if k in self.v])
         self.daemon = self.start_daemon(path)
-        self.daemon.wait_ready()
-        self.sipps = []
-        return self.v
+        return self.daemon
 
     # --- sipp peers ---
 

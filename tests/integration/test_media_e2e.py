@@ -136,7 +136,7 @@ class MediaTestCase(DaemonTestCase):
     def start_daemon_for(self, carrier_extra=""):
         """The daemon between self.carrier and self.ivr (retried when a port
         picked free was taken before it bound it, as test_call.py does)."""
-        for attempt in range(3):
+        def launch():
             q = harness.quiet_port
             self.v = {"CONTROL_SOCKET": self.tmp.join("ctl.sock"),
                       "MEDIA_PORTS": harness.free_media_range(32),
@@ -146,14 +146,9 @@ class MediaTestCase(DaemonTestCase):
             path = harness.write_config(self.tmp.join("srtpbridge.ini"), CONFIG, **self.v)
             harness.release_ports(self.v["CARRIER_LISTEN"], self.v["IVR_LISTEN"])
             self.daemon = self.start_daemon(path)
-            try:
-                self.daemon.wait_ready()
-                break
-            except AssertionError:
-                if attempt == 2 or not self.daemon.find_logs(
-                        lambda r: "cannot bind" in r.get("reason", "")):
-                    raise
-                self.daemon.kill()
+            return self.daemon
+
+        harness.start_with_fresh_ports(launch)
         low, high = self.v["MEDIA_PORTS"].split("-")
         self.media = range(int(low), int(high) + 1)
 

@@ -114,7 +114,8 @@ class Bridge:
         process between its pick and the daemon's bind (the test running
         twice at once picks as many at the same moment) is picked again."""
         self.ctl_sock = self.test.tmp.join("ctl.sock")
-        for attempt in range(4):
+
+        def launch():
             self.listen_on = {}
             for t in self.trunks:
                 ports = {}
@@ -128,20 +129,11 @@ class Bridge:
                                    MEDIA_PORTS=harness.free_media_range(8 * calls + 16))
                     + "".join(self._trunk_section(*t) for t in self.trunks) + "".join(self.rules))
             path = self.test.tmp.write("srtpbridge.ini", text)
-            # quiet_port() holds each port until now; a port another test
-            # process takes before the daemon binds it makes the daemon
-            # fail with "cannot bind" (no SO_REUSEADDR: it cannot share),
-            # and the ports are picked again
             harness.release_ports(*{p for d in self.listen_on.values() for p in d.values()})
             self.daemon = self.test.start_daemon(path)
-            try:
-                self.daemon.wait_ready()
-                break
-            except AssertionError:
-                if attempt == 3 or not self.daemon.find_logs(
-                        lambda r: "cannot bind" in r.get("reason", "")):
-                    raise
-                self.daemon.kill()
+            return self.daemon
+
+        harness.start_with_fresh_ports(launch, attempts=4)
         if os.environ.get("SRTPBRIDGE_KEEP_TMP") == "1":
             self.test.addCleanup(self.save_log)
         return self
