@@ -51,6 +51,12 @@ struct portpool; /* defined in portpool.c */
 struct portpool_pair {
 	int rtp_fd, rtcp_fd;
 	uint16_t rtp_port, rtcp_port; /* rtcp_port = rtp_port + 1 */
+	/* These two sockets, as opposed to others that had or will have the
+	 * same descriptor numbers: a number no pool in the process gives twice,
+	 * taken when the pair was opened and bound. A media worker keeps the
+	 * sockets in its epoll set from one call to the next while the id is
+	 * the same (relay.h). Never 0. */
+	uint64_t id;
 };
 
 /* A pool over [min, max]. RTP ports are the even ones (from min + 1 when min
@@ -78,8 +84,9 @@ void portpool_destroy(struct portpool *p);
 int portpool_alloc_pair(struct portpool *p, const struct sockaddr *bind_addr, socklen_t len,
 			struct portpool_pair *out);
 /* Gives pair back: its sockets stay open and bound in the pool, *pair's fds
- * are set to -1, and the ports go to quarantine. The caller must not use the
- * sockets any more (nor have them in an epoll set). A pair that is not in use
+ * are set to -1 and its id to 0, and the ports go to quarantine. The caller
+ * must not read or write the sockets any more; a media worker may keep them
+ * in its epoll set, unread, until they serve a call again (relay.h). A pair that is not in use
  * from this pool with these sockets (such as a second free of the same
  * struct) is left untouched. A copy kept after the free is not caught once
  * the pair is handed out again: free through the one struct the session

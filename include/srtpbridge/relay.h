@@ -146,12 +146,26 @@ void relay_get_stats(const struct relay *r, struct relay_stats *out);
  * fds_rtcp[leg][i] (RTCP), owned by the caller until done() is called on the
  * main thread after relay_session_remove. Only sockets with SO_TIMESTAMPNS
  * on (the port pool's are) have packets that waited too long shed as late:
- * the option is the owner's, set once per socket, not once per call. Nothing is relayed until the
- * first relay_session_update. With r NULL the session only counts nothing
- * (tests of signalling without media). Main thread. */
+ * the option is the owner's, set once per socket, not once per call.
+ *
+ * ids[leg][i] (NULL: none) names the RTP and RTCP sockets of stream i as
+ * the port pool does (portpool_pair.id; 0: no id): sockets with an id stay
+ * in the epoll set of the worker that ran them after the session ends, so
+ * the next session on the same sockets costs no epoll_ctl, and the worker
+ * of the next session is the one that has them when that is fair to the
+ * others. A socket stays registered only while its id is the same: the
+ * owner must give a socket closed and opened again (under the same number)
+ * a new id, and must not dup() them (a duplicate would keep a closed
+ * socket's registration). Sockets without one are registered for the
+ * session only.
+ *
+ * Nothing is relayed until the first relay_session_update, which hands the
+ * session to its worker. With r NULL the session only counts nothing (tests
+ * of signalling without media). Main thread. */
 int relay_session_create(struct relay_session **out, struct relay *r, size_t nstreams,
 			 const int fds[2][RELAY_MAX_STREAMS],
-			 const int fds_rtcp[2][RELAY_MAX_STREAMS]);
+			 const int fds_rtcp[2][RELAY_MAX_STREAMS],
+			 const uint64_t ids[2][RELAY_MAX_STREAMS]);
 /* New parameters for both legs of every stream (p[leg][i]). SRTP contexts
  * are made here, on the main thread, and only when a key, suite, MKI or
  * SRTCP mode changed: a context made again would lose its rollover

@@ -10,6 +10,7 @@
  * each FIFO reuses the least recently freed pair of its kind. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,7 @@ union bound {
 
 struct slot {
 	uint64_t until_ms;   /* quarantine or busy: when the slot may be free again */
+	uint64_t id;	     /* portpool_pair.id, valid while the sockets are open */
 	int rtp_fd, rtcp_fd; /* -1 when closed */
 	union bound at;	     /* valid while the sockets are open */
 	uint32_t next;
@@ -66,6 +68,10 @@ struct portpool {
 	uint32_t in_use, nopen;
 	struct slot slots[];
 };
+
+/* Process-wide: two pools may hand out sockets under the same number one
+ * after the other, and the media workers serve both. */
+static _Atomic uint64_t last_id;
 
 static uint64_t monotonic_ms(void *arg)
 {
@@ -272,7 +278,8 @@ static void hand_out(struct portpool *p, uint32_t i, struct portpool_pair *out)
 	*out = (struct portpool_pair){ .rtp_fd = s->rtp_fd,
 				       .rtcp_fd = s->rtcp_fd,
 				       .rtp_port = port,
-				       .rtcp_port = (uint16_t)(port + 1) };
+				       .rtcp_port = (uint16_t)(port + 1),
+				       .id = s->id };
 }
 
 /* An open pair bound on at among the first LOOKAHEAD of the open queue. */
@@ -321,6 +328,8 @@ static int bind_new(struct portpool *p, union bound *at, socklen_t len, uint64_t
 			p->slots[i].rtp_fd = rtp_fd;
 			p->slots[i].rtcp_fd = rtcp_fd;
 			p->slots[i].at = *at;
+			p->slots[i].id =
+				atomic_fetch_add_explicit(&last_id, 1, memory_order_relaxed) + 1;
 			p->nopen++;
 			hand_out(p, i, out);
 			return 0;
@@ -403,6 +412,7 @@ void portpool_free_pair(struct portpool *p, struct portpool_pair *pair)
 	    p->slots[i].rtp_fd != pair->rtp_fd || p->slots[i].rtcp_fd != pair->rtcp_fd)
 		return;
 	pair->rtp_fd = pair->rtcp_fd = -1;
+	pair->id = 0;
 	p->in_use--;
 	hold(p, &p->quarantine, i, SLOT_QUARANTINE, p->now_ms(p->arg) + p->quarantine_ms);
 }

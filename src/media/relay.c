@@ -1,8 +1,8 @@
 /* relay.c: the media worker and the packet path (relay.h).
  *
  * A session is made on the main thread with its sockets, then handed to the
- * worker by an "add" command; from there on only the worker touches its
- * packet state (struct wleg). Parameters change through "update" commands
+ * worker by its first "update" command; from there on only the worker
+ * touches its packet state (struct wleg). Parameters change through updates
  * that carry the new state, SRTP contexts included (made on the main thread:
  * srtp_create allocates and may be slow; the packet path never does). A
  * "remove" command makes the worker let go of the sockets and destroy the
@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,14 +44,16 @@
 #define MAX_MISORDER 64 /* = the bits of own.sent */
 #define RTP_RATE_KHZ 8
 #define RELAY_BUF    (8192 + SRTPCTX_TRAILER_MAX)
-#define HELD_N	     32	  /* packets kept that no key of their leg took */
-#define HELD_MAX     1500 /* bytes of such a packet; larger ones are not kept */
-#define HELD_MS	     1000 /* how long one is worth a try with the next key */
-#define BATCH	     32	  /* datagrams per recvmmsg and sendmmsg */
-#define LATE_MS	     50	  /* a packet that waited longer in its socket is shed */
-#define BEAT_MS	     20	  /* a worker's heartbeat: well inside any watchdog ping */
-#define MAX_EVENTS   256  /* ready sockets taken per epoll_wait */
-#define CLOCK_EVERY  64	  /* sockets served between two readings of the clocks */
+#define HELD_N	     32		/* packets kept that no key of their leg took */
+#define HELD_MAX     1500	/* bytes of such a packet; larger ones are not kept */
+#define HELD_MS	     1000	/* how long one is worth a try with the next key */
+#define BATCH	     32		/* datagrams per recvmmsg and sendmmsg */
+#define LATE_MS	     50		/* a packet that waited longer in its socket is shed */
+#define BEAT_MS	     20		/* a worker's heartbeat: well inside any watchdog ping */
+#define MAX_EVENTS   256	/* ready sockets taken per epoll_wait */
+#define CLOCK_EVERY  64		/* sockets served between two readings of the clocks */
+#define FD_TABLE_MAX (1u << 18) /* descriptor numbers with a table entry, at most */
+#define WORKER_SLACK 2		/* calls more than the least loaded worker's to keep sockets' own */
 
 /* An epoch (relay_epoch) as the session keeps it: written by the main
  * thread when the key is installed, its counters by the worker. */
@@ -69,8 +72,7 @@ struct keyed {
 };
 
 enum cmd_type {
-	CMD_ADD = 0,
-	CMD_UPDATE,
+	CMD_UPDATE = 0,
 	CMD_REMOVE,
 	CMD_STOP,
 };
@@ -90,6 +92,7 @@ struct wparams {
 
 struct cmd {
 	enum cmd_type type;
+	bool add; /* CMD_UPDATE: the session's first, which hands it to the worker */
 	struct relay_session *s;
 	struct wparams (*p)[RELAY_MAX_STREAMS]; /* CMD_UPDATE: [2][RELAY_MAX_STREAMS] */
 	struct cmd *next;
@@ -119,9 +122,18 @@ struct own {
 
 struct wleg;
 
+/* What an epoll event of a media socket points to: the leg and kind it
+ * serves now. A session's own (wleg.ref) for a socket without an id, in
+ * the set for that session only; else the worker's entry for the socket's
+ * number (worker.fdt), in the set for as long as id is the socket's: l is
+ * NULL between sessions, and an event then takes the socket out of the set
+ * unread (a late packet of the last call; or the socket now serves a call
+ * on another worker). */
 struct fdref {
 	struct wleg *l;
 	enum relay_kind kind;
+	int fd;
+	uint64_t id; /* worker.fdt: the socket registered under this number; 0 none */
 };
 
 /* One leg of one stream, as the worker runs it. */
@@ -129,9 +141,10 @@ struct wleg {
 	struct relay_session *s;
 	int leg;
 	size_t i;
-	int fd[2]; /* [kind] */
+	int fd[2];	  /* [kind] */
+	uint64_t sock_id; /* both sockets' id (relay_session_create); 0 none */
 	struct fdref ref[2];
-	bool ev_added[2];
+	struct fdref *at[2]; /* [kind]: what its epoll event points to; NULL not in the set */
 	struct wparams p;
 	struct sockaddr_storage latch[2]; /* [kind]; AF_UNSPEC: not latched */
 	socklen_t latch_len[2];
@@ -155,23 +168,46 @@ struct mirror {
 
 struct worker;
 
+/* 22 KB, of which a call of one stream uses 3: only the first n streams'
+ * entries of the arrays (after streams_at) are ever initialised or read
+ * (session_alloc), so the rest stays untouched memory. */
 struct relay_session {
 	struct worker *wk; /* the media worker that runs it, for its whole life; NULL: none */
+	bool added;	   /* the main thread's: the first update went to the worker */
 	uint64_t gen;	   /* tells a session from a later one at the same address */
 	size_t n;
+	_Atomic uint64_t last_rx_ms;
+	void (*done)(void *arg);
+	void *done_arg;
+	struct relay_session *prev, *next; /* the worker's list */
 	struct wleg w[2][RELAY_MAX_STREAMS];
 	struct mirror m[2][RELAY_MAX_STREAMS];
 	struct relay_counters ctr[2][RELAY_MAX_STREAMS][2][2]; /* [leg][i][kind][dir] */
-	_Atomic uint64_t last_rx_ms;
 	struct epochs {
 		struct epoch_rec **v;
 		size_t n, cap;
 		unsigned next[2]; /* the last n given, [dir] */
 	} ep[2][RELAY_MAX_STREAMS];
-	void (*done)(void *arg);
-	void *done_arg;
-	struct relay_session *prev, *next; /* the worker's list */
 };
+
+/* A session of n streams, zeroed where it will be used: zeroing all 22 KB
+ * (and faulting its pages in) was a tenth of a call's media setup. */
+static struct relay_session *session_alloc(size_t n)
+{
+	struct relay_session *s = malloc(sizeof(*s));
+
+	if (!s)
+		return NULL;
+	memset(s, 0, offsetof(struct relay_session, w));
+	for (int leg = 0; leg < 2; leg++) {
+		memset(s->w[leg], 0, n * sizeof(s->w[leg][0]));
+		memset(s->m[leg], 0, n * sizeof(s->m[leg][0]));
+		memset(s->ctr[leg], 0, n * sizeof(s->ctr[leg][0]));
+		memset(s->ep[leg], 0, n * sizeof(s->ep[leg][0]));
+	}
+	s->n = n;
+	return s;
+}
 
 /* What one batch of datagrams read from a socket becomes: every packet
  * accepted goes out on the other leg's socket, so a batch leaves in one
@@ -193,6 +229,10 @@ struct worker {
 	struct relay *r;
 	unsigned idx;
 	int ep; /* epoll: the media sockets (data.ptr: their fdref), the queue's eventfd (NULL) */
+	/* The worker's: by descriptor number below fdcap, the sockets with an
+	 * id that stay in the set between sessions (struct fdref). */
+	struct fdref *fdt;
+	unsigned fdcap;
 	pthread_t thread;
 	bool started;
 	bool stop;	    /* the worker's: CMD_STOP was taken */
@@ -231,6 +271,10 @@ struct worker {
 
 struct relay {
 	struct event_base *main_base;
+	/* The main thread's: by descriptor number below fdcap, 1 + the worker
+	 * whose set a socket with an id was last given to; 0 none. */
+	uint16_t *last_worker;
+	unsigned fdcap;
 	struct queue to_main; /* removed sessions, from every worker */
 	struct event ev_done;
 	bool events;
@@ -833,11 +877,15 @@ static void on_readable(struct worker *w, struct fdref *ref)
 static void wleg_stop(struct wleg *l)
 {
 	for (int k = 0; k < 2; k++) {
+		struct fdref *at = l->at[k];
+
 		/* before the session goes back to the main thread: no later
 		 * epoll_wait returns a pointer into it */
-		if (l->ev_added[k])
+		if (at == &l->ref[k])
 			(void)epoll_ctl(l->s->wk->ep, EPOLL_CTL_DEL, l->fd[k], NULL);
-		l->ev_added[k] = false;
+		else if (at)
+			at->l = NULL; /* stays in the set for the socket's next call */
+		l->at[k] = NULL;
 	}
 	drop(&l->in, true);
 	drop(&l->in_alt, false);
@@ -918,6 +966,48 @@ static void apply(struct wleg *l, struct wparams *np)
 	memcpy(p->addr_len, np->addr_len, sizeof(p->addr_len));
 }
 
+/* Puts fd in w's set pointing to ref; false when the kernel refuses (no
+ * memory, the fd closed). A socket still registered (it never left) gets
+ * the new pointer. */
+static bool watch(struct worker *w, int fd, struct fdref *ref)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = ref };
+
+	return epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) == 0 ||
+	       (errno == EEXIST && epoll_ctl(w->ep, EPOLL_CTL_MOD, fd, &ev) == 0);
+}
+
+/* Leg l's socket of kind k into w's set: with an id, through the worker's
+ * entry for its number, registered only when not there already (four
+ * epoll_ctl a call were ~4 us of its setup, their removal as much). */
+static void watch_leg(struct worker *w, struct wleg *l, int k)
+{
+	int fd = l->fd[k];
+	struct fdref *e;
+
+	if (fd < 0)
+		return;
+	if (!l->sock_id || (unsigned)fd >= w->fdcap) {
+		l->ref[k] = (struct fdref){ .l = l, .kind = (enum relay_kind)k, .fd = fd };
+		l->at[k] = watch(w, fd, &l->ref[k]) ? &l->ref[k] : NULL;
+		return;
+	}
+	e = &w->fdt[fd];
+	if (e->id != l->sock_id) {
+		/* never here, or taken out, or the number of a socket since
+		 * closed (which the kernel took out of the set itself) */
+		e->id = watch(w, fd, e) ? l->sock_id : 0;
+		e->fd = fd;
+	}
+	if (!e->id) {
+		l->at[k] = NULL;
+		return;
+	}
+	e->l = l;
+	e->kind = (enum relay_kind)k;
+	l->at[k] = e;
+}
+
 static void session_add(struct worker *w, struct relay_session *s)
 {
 	s->next = w->sessions;
@@ -925,19 +1015,17 @@ static void session_add(struct worker *w, struct relay_session *s)
 		w->sessions->prev = s;
 	w->sessions = s;
 	for (int leg = 0; leg < 2; leg++)
-		for (size_t i = 0; i < s->n; i++) {
-			struct wleg *l = &s->w[leg][i];
+		for (size_t i = 0; i < s->n; i++)
+			for (int k = 0; k < 2; k++)
+				watch_leg(w, &s->w[leg][i], k);
+}
 
-			for (int k = 0; k < 2; k++) {
-				if (l->fd[k] < 0)
-					continue;
-				struct epoll_event ev = { .events = EPOLLIN,
-							  .data.ptr = &l->ref[k] };
-
-				l->ev_added[k] =
-					epoll_ctl(w->ep, EPOLL_CTL_ADD, l->fd[k], &ev) == 0;
-			}
-		}
+/* An event of a socket between sessions: out of the set, unread. Whatever
+ * waits in it is the pool's to drain when it hands the socket out again. */
+static void unwatch_idle(struct worker *w, struct fdref *e)
+{
+	(void)epoll_ctl(w->ep, EPOLL_CTL_DEL, e->fd, NULL);
+	e->id = 0;
 }
 
 static void session_remove(struct worker *w, struct relay_session *s, struct cmd *c)
@@ -975,11 +1063,9 @@ static void on_cmd(struct worker *w)
 	for (; c; c = next) {
 		next = c->next;
 		switch (c->type) {
-		case CMD_ADD:
-			session_add(w, c->s);
-			free(c);
-			break;
 		case CMD_UPDATE:
+			if (c->add)
+				session_add(w, c->s);
 			for (int leg = 0; leg < 2; leg++)
 				for (size_t i = 0; i < c->s->n; i++)
 					apply(&c->s->w[leg][i], &c->p[leg][i]);
@@ -1044,7 +1130,10 @@ static void *worker_main(void *arg)
 			}
 			if (i && i % CLOCK_EVERY == 0)
 				read_clocks(w);
-			on_readable(w, evs[i].data.ptr);
+			if (((struct fdref *)evs[i].data.ptr)->l)
+				on_readable(w, evs[i].data.ptr);
+			else
+				unwatch_idle(w, evs[i].data.ptr);
 		}
 		if (cmd)
 			on_cmd(w);
@@ -1104,6 +1193,7 @@ static void worker_destroy(struct worker *w)
 	if (w->ep >= 0)
 		close(w->ep);
 	queue_fini(&w->q);
+	free(w->fdt);
 	free(w);
 }
 
@@ -1129,6 +1219,9 @@ static int worker_create(struct worker **out, struct relay *r, unsigned idx)
 		h->msg_control = w->rctl[i];
 	}
 	w->rused = BATCH;
+	/* untouched pages until a number is used: 24 bytes a socket */
+	w->fdt = calloc(r->fdcap, sizeof(*w->fdt));
+	w->fdcap = w->fdt ? r->fdcap : 0;
 	err = queue_init(&w->q);
 	if (!err) {
 		w->ep = epoll_create1(EPOLL_CLOEXEC);
@@ -1153,6 +1246,19 @@ static int worker_create(struct worker **out, struct relay *r, unsigned idx)
 	return 0;
 }
 
+/* Descriptor numbers the per-number tables cover: the process's limit (the
+ * service raises it for its sockets), within reason. Sockets above it are
+ * registered per session, as sockets without an id are. */
+static unsigned fd_capacity(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur > FD_TABLE_MAX)
+		return FD_TABLE_MAX;
+	return (unsigned)rl.rlim_cur;
+}
+
 int relay_create(struct relay **out, struct event_base *main_base, unsigned nworkers,
 		 void (*beat)(void *arg, unsigned worker), void *beat_arg)
 {
@@ -1164,6 +1270,10 @@ int relay_create(struct relay **out, struct event_base *main_base, unsigned nwor
 	if (nworkers == 0)
 		nworkers = 1;
 	r->main_base = main_base;
+	r->fdcap = fd_capacity();
+	r->last_worker = calloc(r->fdcap, sizeof(*r->last_worker));
+	if (!r->last_worker)
+		r->fdcap = 0;
 	r->beat = beat;
 	r->beat_arg = beat_arg;
 	r->to_main.efd = -1;
@@ -1207,39 +1317,52 @@ void relay_destroy(struct relay *r)
 	for (unsigned i = 0; i < r->n; i++)
 		worker_destroy(r->w[i]);
 	queue_fini(&r->to_main);
+	free(r->last_worker);
 	free(r->w);
 	free(r);
 }
 
+/* The worker with the fewest calls (calls are alike enough), unless the
+ * worker that last ran the call's first socket has at most WORKER_SLACK
+ * more: its set holds the sockets already. */
+static struct worker *pick_worker(struct relay *r, int fd, uint64_t id)
+{
+	struct worker *least = r->w[0];
+
+	for (unsigned k = 1; k < r->n; k++)
+		if (r->w[k]->nsessions < least->nsessions)
+			least = r->w[k];
+	if (r->n > 1 && id && fd >= 0 && (unsigned)fd < r->fdcap && r->last_worker[fd]) {
+		struct worker *had = r->w[r->last_worker[fd] - 1];
+
+		if (had->nsessions <= least->nsessions + WORKER_SLACK)
+			return had;
+	}
+	return least;
+}
+
 int relay_session_create(struct relay_session **out, struct relay *r, size_t nstreams,
 			 const int fds[2][RELAY_MAX_STREAMS],
-			 const int fds_rtcp[2][RELAY_MAX_STREAMS])
+			 const int fds_rtcp[2][RELAY_MAX_STREAMS],
+			 const uint64_t ids[2][RELAY_MAX_STREAMS])
 {
 	struct own_rnd {
 		uint32_t ssrc, ts_base;
 		uint16_t seq_base;
 	} rnd[2][RELAY_MAX_STREAMS];
 	struct relay_session *s;
-	struct cmd *c = NULL;
+	static _Atomic uint64_t gens;
 
 	if (nstreams == 0 || nstreams > RELAY_MAX_STREAMS)
 		return EINVAL;
-	s = calloc(1, sizeof(*s));
-	if (!s || (r && !(c = calloc(1, sizeof(*c))))) {
-		free(s);
+	s = session_alloc(nstreams);
+	if (!s)
 		return ENOMEM;
-	}
-	static _Atomic uint64_t gens;
-
-	if (r) { /* the worker with the fewest calls: calls are alike enough */
-		s->wk = r->w[0];
-		for (unsigned k = 1; k < r->n; k++)
-			if (r->w[k]->nsessions < s->wk->nsessions)
-				s->wk = r->w[k];
+	if (r) {
+		s->wk = pick_worker(r, fds[0][0], ids ? ids[0][0] : 0);
 		s->wk->nsessions++;
 	}
 	s->gen = atomic_fetch_add_explicit(&gens, 1, memory_order_relaxed) + 1;
-	s->n = nstreams;
 	/* one draw for every leg: each RAND_bytes takes the DRBG's lock and
 	 * checks for a fork, about 5 us of a call's setup when made six times */
 	RAND_bytes((unsigned char *)rnd, (int)sizeof(rnd));
@@ -1253,8 +1376,10 @@ int relay_session_create(struct relay_session **out, struct relay *r, size_t nst
 			l->i = i;
 			l->fd[RELAY_RTP] = fds[leg][i];
 			l->fd[RELAY_RTCP] = fds_rtcp[leg][i];
-			l->ref[RELAY_RTP] = (struct fdref){ l, RELAY_RTP };
-			l->ref[RELAY_RTCP] = (struct fdref){ l, RELAY_RTCP };
+			l->sock_id = ids ? ids[leg][i] : 0;
+			for (int k = 0; r && l->sock_id && k < 2; k++)
+				if (l->fd[k] >= 0 && (unsigned)l->fd[k] < r->fdcap)
+					r->last_worker[l->fd[k]] = (uint16_t)(s->wk->idx + 1);
 			/* our SSRC and where our numbering starts: random (RFC
 			 * 3550 5.1), so that no two calls collide and a known
 			 * plaintext start does not help an attacker */
@@ -1262,11 +1387,6 @@ int relay_session_create(struct relay_session **out, struct relay *r, size_t nst
 			l->own.seq_base = o->seq_base & 0x7fff; /* far from a wrap at the start */
 			l->own.ts_base = o->ts_base;
 		}
-	if (c) {
-		c->type = CMD_ADD;
-		c->s = s;
-		queue_push(&s->wk->q, c);
-	}
 	*out = s;
 	return 0;
 }
@@ -1457,9 +1577,11 @@ int relay_session_update(struct relay_session *s,
 		return 0;
 	}
 	c->type = CMD_UPDATE;
+	c->add = !s->added; /* one command and one wake-up for a call's start */
 	c->s = s;
 	c->p = w;
 	queue_push(&s->wk->q, c);
+	s->added = true;
 	return 0;
 }
 

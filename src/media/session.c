@@ -29,6 +29,7 @@ int media_session_create(struct media_session **out, struct portpool *pool, stru
 			 const char *addr_a, const char *addr_b, size_t nstreams)
 {
 	int fds[2][RELAY_MAX_STREAMS], fds_rtcp[2][RELAY_MAX_STREAMS];
+	uint64_t ids[2][RELAY_MAX_STREAMS];
 	struct sockaddr_storage sa[2];
 	socklen_t len[2];
 	struct media_session *s;
@@ -55,9 +56,10 @@ int media_session_create(struct media_session **out, struct portpool *pool, stru
 		for (size_t i = 0; i < nstreams; i++) {
 			fds[leg][i] = s->pairs[leg][i].rtp_fd;
 			fds_rtcp[leg][i] = s->pairs[leg][i].rtcp_fd;
+			ids[leg][i] = s->pairs[leg][i].id;
 		}
 	if (!err)
-		err = relay_session_create(&s->relay, relay, nstreams, fds, fds_rtcp);
+		err = relay_session_create(&s->relay, relay, nstreams, fds, fds_rtcp, ids);
 	if (err) {
 		give_back(s);
 		return err;

@@ -643,6 +643,46 @@ static void test_other_address(void **state)
 	portpool_free_pair(f->p, &c);
 }
 
+/* A pair's id names its sockets (portpool.h): the same while they stay
+ * open, whoever has the pair; new when they are opened again; never 0, and
+ * never the id of another pool's sockets. */
+static void test_ids(void **state)
+{
+	struct fixture *f = *state;
+	struct sockaddr_in other = lo4(0);
+	struct portpool *q = NULL;
+	struct portpool_pair a, b, c, d;
+	uint64_t id_a, id_b;
+
+	inet_pton(AF_INET, "127.0.0.2", &other.sin_addr);
+	make_pool(f, f->base, (uint16_t)(f->base + 3), 0);
+	assert_int_equal(alloc4(f->p, &a), 0);
+	assert_int_equal(alloc4(f->p, &b), 0);
+	assert_true(a.id != 0 && b.id != 0 && a.id != b.id);
+	id_a = a.id;
+	id_b = b.id;
+	portpool_free_pair(f->p, &a);
+	assert_int_equal(a.id, 0);
+	assert_int_equal(alloc4(f->p, &c), 0); /* a's sockets again */
+	assert_int_equal(c.rtp_port, f->base);
+	assert_int_equal(c.id, id_a);
+	portpool_free_pair(f->p, &c);
+	portpool_free_pair(f->p, &b);
+	/* bound again on another address: other sockets, a new id */
+	assert_int_equal(portpool_alloc_pair(f->p, (struct sockaddr *)&other, sizeof(other), &c),
+			 0);
+	assert_true(c.id != 0 && c.id != id_a && c.id != id_b);
+	/* another pool's sockets never share an id with this one's */
+	assert_int_equal(portpool_create(&q, (uint16_t)(f->base + 4), (uint16_t)(f->base + 5), 0,
+					 NULL, NULL),
+			 0);
+	assert_int_equal(alloc4(q, &d), 0);
+	assert_true(d.id != 0 && d.id != c.id && d.id != id_a && d.id != id_b);
+	portpool_free_pair(q, &d);
+	portpool_destroy(q);
+	portpool_free_pair(f->p, &c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -660,6 +700,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_drain_many, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_socket_options, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_address, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ids, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("portpool", tests, NULL, NULL);

@@ -1198,6 +1198,185 @@ static void calls_shared_over_workers(void **state)
 	event_base_free(eb);
 }
 
+/* Sockets with an id stay in the set of the worker that ran them, from one
+ * session to the next (relay.h). A set of sockets for both legs of a call
+ * of one stream, RTCP on the RTP socket's neighbour. */
+struct kept {
+	int rtp[2], rtcp[2];
+	struct sockaddr_in at[2];
+	uint64_t id;
+	struct relay_session *s;
+	bool done;
+};
+
+#define NKEPT 8
+
+static void kept_open(struct kept *k, uint64_t id)
+{
+	struct sockaddr_in rtcp_at;
+
+	for (int leg = 0; leg < 2; leg++) {
+		k->rtp[leg] = udp_socket(&k->at[leg]);
+		k->rtcp[leg] = udp_socket(&rtcp_at);
+	}
+	k->id = id;
+}
+
+static void kept_close(struct kept *k)
+{
+	for (int leg = 0; leg < 2; leg++) {
+		close_fd(&k->rtp[leg]);
+		close_fd(&k->rtcp[leg]);
+	}
+}
+
+static void kept_done(void *arg)
+{
+	((struct kept *)arg)->done = true;
+}
+
+/* A plain call between peers pa (leg A) and pb (leg B) on k's sockets. */
+static void kept_start(struct relay *r, struct kept *k, const struct sockaddr_in *pa_at,
+		       const struct sockaddr_in *pb_at)
+{
+	int fds[2][RELAY_MAX_STREAMS], fds_rtcp[2][RELAY_MAX_STREAMS];
+	uint64_t ids[2][RELAY_MAX_STREAMS];
+	struct relay_stream_params p[2][RELAY_MAX_STREAMS];
+
+	memset(p, 0, sizeof(p));
+	for (int leg = 0; leg < 2; leg++) {
+		fds[leg][0] = k->rtp[leg];
+		fds_rtcp[leg][0] = k->rtcp[leg];
+		ids[leg][0] = k->id;
+		p[leg][0].active = true;
+		set_addr(&p[leg][0].rtp, &p[leg][0].rtp_len, leg ? pb_at : pa_at);
+		p[leg][0].rtcp = p[leg][0].rtp;
+		p[leg][0].rtcp_len = p[leg][0].rtp_len;
+	}
+	assert_int_equal(relay_session_create(&k->s, r, 1, fds, fds_rtcp, ids), 0);
+	assert_int_equal(relay_session_update(k->s, p, 1), 0);
+	k->done = false;
+}
+
+static void kept_stop(struct event_base *eb, struct kept *k)
+{
+	uint64_t deadline = mono_ms() + WAIT_MS;
+
+	relay_session_remove(k->s, kept_done, k);
+	while (!k->done) {
+		event_base_loop(eb, EVLOOP_NONBLOCK);
+		assert_true(mono_ms() < deadline);
+		nap_ms(1);
+	}
+	k->s = NULL;
+}
+
+/* n packets each way, every one relayed, byte for byte: none read by a
+ * worker that has the sockets in its set from an earlier session. */
+static void kept_check(struct kept *k, int pa, int pb, uint8_t tag, int n)
+{
+	uint8_t pkt[12 + 160], got[BUF_SIZE];
+	struct sockaddr_in src;
+	uint64_t deadline = mono_ms() + WAIT_MS;
+
+	memset(pkt, tag, sizeof(pkt));
+	pkt[0] = 0x80;
+	pkt[1] = 0;
+	/* the update is asynchronous: send until the first one crosses */
+	for (;;) {
+		send_to(pa, pkt, sizeof(pkt), &k->at[LEG_A]);
+		if (recv_within(pb, got, sizeof(got), 20, &src) == (ssize_t)sizeof(pkt))
+			break;
+		assert_true(mono_ms() < deadline);
+	}
+	assert_memory_equal(got, pkt, sizeof(pkt));
+	while (recv_within(pb, got, sizeof(got), 20, &src) > 0) /* the tries that crossed late */
+		;
+	for (int i = 0; i < n; i++) {
+		pkt[2] = (uint8_t)i;
+		send_to(pa, pkt, sizeof(pkt), &k->at[LEG_A]);
+		assert_int_equal(recv_within(pb, got, sizeof(got), WAIT_MS, &src),
+				 (ssize_t)sizeof(pkt));
+		assert_memory_equal(got, pkt, sizeof(pkt));
+		send_to(pb, pkt, sizeof(pkt), &k->at[LEG_B]);
+		assert_int_equal(recv_within(pa, got, sizeof(got), WAIT_MS, &src),
+				 (ssize_t)sizeof(pkt));
+		assert_memory_equal(got, pkt, sizeof(pkt));
+	}
+}
+
+static void sockets_stay_in_a_workers_set(void **state)
+{
+	struct event_base *eb = event_base_new();
+	struct relay *r = NULL;
+	struct kept k[NKEPT];
+	struct sockaddr_in pa_at, pb_at;
+	int pa, pb;
+	uint8_t stray[12] = { 0x80 }, got[BUF_SIZE];
+
+	(void)state;
+	assert_non_null(eb);
+	assert_int_equal(relay_create(&r, eb, 2, NULL, NULL), 0);
+	pa = udp_socket(&pa_at);
+	pb = udp_socket(&pb_at);
+	for (int i = 0; i < NKEPT; i++)
+		kept_open(&k[i], 1000 + (uint64_t)i);
+	/* every set served once, at once: the calls alternate between the
+	 * two workers (the one with fewer calls), so sets 0, 2, 4, 6 are in
+	 * the first worker's set afterwards */
+	for (int i = 0; i < NKEPT; i++)
+		kept_start(r, &k[i], &pa_at, &pb_at);
+	for (int i = 0; i < NKEPT; i++)
+		kept_check(&k[i], pa, pb, (uint8_t)i, 2);
+	for (int i = 0; i < NKEPT; i++)
+		kept_stop(eb, &k[i]);
+
+	/* Again on the same sockets: each call goes back to the worker that
+	 * has them while that is fair. Sets 2, 4 and 6 load the first worker
+	 * with three calls, so set 0 goes to the other, its sockets still in
+	 * the first one's set: every packet must still cross once. */
+	for (int i = 2; i < NKEPT; i += 2)
+		kept_start(r, &k[i], &pa_at, &pb_at);
+	kept_start(r, &k[0], &pa_at, &pb_at);
+	kept_check(&k[0], pa, pb, 0x40, 20);
+	for (int i = 2; i < NKEPT; i += 2)
+		kept_check(&k[i], pa, pb, (uint8_t)(0x40 + i), 2);
+	for (int i = 0; i < NKEPT; i += 2)
+		kept_stop(eb, &k[i]);
+
+	/* A packet between calls takes the socket out of the set unread; it
+	 * comes back with the next call (the pool drains what waited: here
+	 * the test does) */
+	send_to(pa, stray, sizeof(stray), &k[0].at[LEG_A]);
+	assert_int_equal(recv_within(k[0].rtp[LEG_A], got, sizeof(got), WAIT_MS, NULL),
+			 (ssize_t)sizeof(stray));
+	nap_ms(20);
+	kept_start(r, &k[0], &pa_at, &pb_at);
+	kept_check(&k[0], pa, pb, 0x50, 5);
+	kept_stop(eb, &k[0]);
+
+	/* Sockets closed and opened again under the same numbers, with a new
+	 * id: the kernel took the old ones out of the set when they closed */
+	kept_close(&k[0]);
+	kept_open(&k[0], 2000);
+	kept_start(r, &k[0], &pa_at, &pb_at);
+	kept_check(&k[0], pa, pb, 0x60, 5);
+	kept_stop(eb, &k[0]);
+
+	/* and without ids: the set holds them for the session only */
+	k[1].id = 0;
+	kept_start(r, &k[1], &pa_at, &pb_at);
+	kept_check(&k[1], pa, pb, 0x70, 5);
+	kept_stop(eb, &k[1]);
+
+	relay_destroy(r);
+	for (int i = 0; i < NKEPT; i++)
+		kept_close(&k[i]);
+	close_fd(&pa);
+	close_fd(&pb);
+	event_base_free(eb);
+}
+
 /* The SRTP path byte for byte against libsrtp's published vectors
  * (test/srtp_driver.c, srtp_validate: AES_CM_128_HMAC_SHA1_80, SSRC
  * 0xcafebabe, sequence 0x1234, ROC 0; SRTCP index 1): the HMAC-SHA1 that
@@ -1285,6 +1464,7 @@ int main(void)
 		cmocka_unit_test_teardown(last_rx_and_hold, teardown_test),
 		cmocka_unit_test_teardown(rtcp_mux_on_secure_leg, teardown_test),
 		cmocka_unit_test(calls_shared_over_workers),
+		cmocka_unit_test(sockets_stay_in_a_workers_set),
 		cmocka_unit_test(srtp_known_answer),
 	};
 
