@@ -168,9 +168,20 @@ struct mirror {
 
 struct worker;
 
-/* 22 KB, of which a call of one stream uses 3: only the first n streams'
- * entries of the arrays (after streams_at) are ever initialised or read
- * (session_alloc), so the rest stays untouched memory. */
+/* One stream of a session, both legs side by side: a packet touches one
+ * leg's state, the other's and both legs' counters, a few cache lines
+ * together rather than spread over the session's pages. */
+struct sstream {
+	struct wleg w[2];		    /* [leg] */
+	struct relay_counters ctr[2][2][2]; /* [leg][kind][dir] */
+	struct mirror m[2];
+	struct epochs {
+		struct epoch_rec **v;
+		size_t n, cap;
+		unsigned next[2]; /* the last n given, [dir] */
+	} ep[2];
+};
+
 struct relay_session {
 	struct worker *wk; /* the media worker that runs it, for its whole life; NULL: none */
 	bool added;	   /* the main thread's: the first update went to the worker */
@@ -180,32 +191,17 @@ struct relay_session {
 	void (*done)(void *arg);
 	void *done_arg;
 	struct relay_session *prev, *next; /* the worker's list */
-	struct wleg w[2][RELAY_MAX_STREAMS];
-	struct mirror m[2][RELAY_MAX_STREAMS];
-	struct relay_counters ctr[2][RELAY_MAX_STREAMS][2][2]; /* [leg][i][kind][dir] */
-	struct epochs {
-		struct epoch_rec **v;
-		size_t n, cap;
-		unsigned next[2]; /* the last n given, [dir] */
-	} ep[2][RELAY_MAX_STREAMS];
+	struct sstream st[];		   /* [n] */
 };
 
-/* A session of n streams, zeroed where it will be used: zeroing all 22 KB
- * (and faulting its pages in) was a tenth of a call's media setup. */
+/* A session of n streams, the size it needs (a call has one stream, and
+ * the eight a session may have were 22 KB to zero). */
 static struct relay_session *session_alloc(size_t n)
 {
-	struct relay_session *s = malloc(sizeof(*s));
+	struct relay_session *s = calloc(1, sizeof(*s) + n * sizeof(s->st[0]));
 
-	if (!s)
-		return NULL;
-	memset(s, 0, offsetof(struct relay_session, w));
-	for (int leg = 0; leg < 2; leg++) {
-		memset(s->w[leg], 0, n * sizeof(s->w[leg][0]));
-		memset(s->m[leg], 0, n * sizeof(s->m[leg][0]));
-		memset(s->ctr[leg], 0, n * sizeof(s->ctr[leg][0]));
-		memset(s->ep[leg], 0, n * sizeof(s->ep[leg][0]));
-	}
-	s->n = n;
+	if (s)
+		s->n = n;
 	return s;
 }
 
@@ -664,8 +660,8 @@ static void out_add(struct worker *w, int fd, uint8_t *buf, size_t len,
 static void forward(struct wleg *x, enum relay_kind kind, uint8_t *buf, size_t len, uint64_t now)
 {
 	struct relay_session *s = x->s;
-	struct wleg *y = &s->w[!x->leg][x->i];
-	struct relay_counters *out = &s->ctr[y->leg][y->i][kind][RELAY_OUT];
+	struct wleg *y = &s->st[x->i].w[!x->leg];
+	struct relay_counters *out = &s->st[y->i].ctr[y->leg][kind][RELAY_OUT];
 	const struct sockaddr_storage *to;
 	socklen_t tolen = 0;
 	enum srtpctx_result r = SRTPCTX_OK;
@@ -743,7 +739,7 @@ static bool receive(struct wleg *x, enum relay_kind kind, uint8_t *buf, size_t l
 
 	if (kind == RELAY_RTP && x->p.mux && rtp_is_rtcp(buf, len))
 		kind = RELAY_RTCP;
-	in = &s->ctr[x->leg][x->i][kind][RELAY_IN];
+	in = &s->st[x->i].ctr[x->leg][kind][RELAY_IN];
 	if (!x->p.active) {
 		add(&in->errors, 1); /* before the answer, or a stream declined */
 		return false;
@@ -799,7 +795,7 @@ static void retry_held(struct wleg *x)
 		memcpy(w->buf[0], h->data, h->len);
 		if (receive(x, h->kind, w->buf[0], h->len, &h->src, h->srclen, now, true,
 			    w->copy[0])) {
-			struct relay_counters *in = &x->s->ctr[x->leg][x->i][h->kind][RELAY_IN];
+			struct relay_counters *in = &x->s->st[x->i].ctr[x->leg][h->kind][RELAY_IN];
 
 			/* not a failure after all: the peer was only ahead of
 			 * us (one writer: the worker, so no lost update) */
@@ -859,7 +855,7 @@ static void on_readable(struct worker *w, struct fdref *ref)
 			const struct msghdr *h = &w->rmsg[i].msg_hdr;
 
 			if (waited_ms(h, &rt) > LATE_MS) {
-				add(&x->s->ctr[x->leg][x->i][ref->kind][RELAY_IN].late, 1);
+				add(&x->s->st[x->i].ctr[x->leg][ref->kind][RELAY_IN].late, 1);
 				add(&w->late, 1);
 				continue;
 			}
@@ -1017,7 +1013,7 @@ static void session_add(struct worker *w, struct relay_session *s)
 	for (int leg = 0; leg < 2; leg++)
 		for (size_t i = 0; i < s->n; i++)
 			for (int k = 0; k < 2; k++)
-				watch_leg(w, &s->w[leg][i], k);
+				watch_leg(w, &s->st[i].w[leg], k);
 }
 
 /* An event of a socket between sessions: out of the set, unread. Whatever
@@ -1032,7 +1028,7 @@ static void session_remove(struct worker *w, struct relay_session *s, struct cmd
 {
 	for (int leg = 0; leg < 2; leg++)
 		for (size_t i = 0; i < s->n; i++)
-			wleg_stop(&s->w[leg][i]);
+			wleg_stop(&s->st[i].w[leg]);
 	if (s->prev)
 		s->prev->next = s->next;
 	else if (w->sessions == s)
@@ -1068,13 +1064,13 @@ static void on_cmd(struct worker *w)
 				session_add(w, c->s);
 			for (int leg = 0; leg < 2; leg++)
 				for (size_t i = 0; i < c->s->n; i++)
-					apply(&c->s->w[leg][i], &c->p[leg][i]);
+					apply(&c->s->st[i].w[leg], &c->p[leg][i]);
 			/* both legs as they are now: what was held may go through */
 			for (int leg = 0; leg < 2; leg++)
 				for (size_t i = 0; i < c->s->n; i++)
-					if (c->p[leg][i].replace_in && c->s->w[leg][i].in.ctx &&
-					    c->s->w[leg][i].p.active)
-						retry_held(&c->s->w[leg][i]);
+					if (c->p[leg][i].replace_in && c->s->st[i].w[leg].in.ctx &&
+					    c->s->st[i].w[leg].p.active)
+						retry_held(&c->s->st[i].w[leg]);
 			free_params(c->p);
 			free(c);
 			break;
@@ -1368,7 +1364,7 @@ int relay_session_create(struct relay_session **out, struct relay *r, size_t nst
 	RAND_bytes((unsigned char *)rnd, (int)sizeof(rnd));
 	for (int leg = 0; leg < 2; leg++)
 		for (size_t i = 0; i < nstreams; i++) {
-			struct wleg *l = &s->w[leg][i];
+			struct wleg *l = &s->st[i].w[leg];
 			const struct own_rnd *o = &rnd[leg][i];
 
 			l->s = s;
@@ -1483,7 +1479,7 @@ int relay_session_update(struct relay_session *s,
 	for (int leg = 0; leg < 2 && !err; leg++)
 		for (size_t i = 0; i < s->n && !err; i++) {
 			const struct relay_stream_params *q = &p[leg][i];
-			const struct mirror *m = &s->m[leg][i];
+			const struct mirror *m = &s->st[i].m[leg];
 			struct wparams *np = &w[leg][i];
 			bool keyed = i < nstreams && q->active && q->secure;
 			bool same = keyed && m->secure && m->suite == q->suite &&
@@ -1535,7 +1531,7 @@ int relay_session_update(struct relay_session *s,
 	if (!err) /* the epochs join the session's lists, or nothing changes */
 		for (int leg = 0; leg < 2 && !err; leg++)
 			for (size_t i = 0; i < s->n && !err; i++)
-				err = epochs_reserve(&s->ep[leg][i], 2);
+				err = epochs_reserve(&s->st[i].ep[leg], 2);
 	if (err) {
 		for (int leg = 0; leg < 2; leg++)
 			for (size_t i = 0; i < RELAY_MAX_STREAMS; i++) {
@@ -1548,12 +1544,12 @@ int relay_session_update(struct relay_session *s,
 	}
 	for (int leg = 0; leg < 2; leg++)
 		for (size_t i = 0; i < s->n; i++) {
-			epochs_add(&s->ep[leg][i], w[leg][i].rec_in);
-			epochs_add(&s->ep[leg][i], w[leg][i].rec_out);
+			epochs_add(&s->st[i].ep[leg], w[leg][i].rec_in);
+			epochs_add(&s->st[i].ep[leg], w[leg][i].rec_out);
 		}
 	for (int leg = 0; leg < 2; leg++)
 		for (size_t i = 0; i < s->n; i++) {
-			struct mirror *m = &s->m[leg][i];
+			struct mirror *m = &s->st[i].m[leg];
 
 			mirror_wipe(m);
 			if (i >= nstreams)
@@ -1571,7 +1567,7 @@ int relay_session_update(struct relay_session *s,
 	if (!s->wk) { /* no worker: the parameters only, for tests */
 		for (int leg = 0; leg < 2; leg++)
 			for (size_t i = 0; i < s->n; i++)
-				apply(&s->w[leg][i], &w[leg][i]);
+				apply(&s->st[i].w[leg], &w[leg][i]);
 		free_params(w);
 		free(c);
 		return 0;
@@ -1597,10 +1593,10 @@ static void finish(struct relay_session *s)
 	 * a call's teardown */
 	for (int leg = 0; leg < 2; leg++)
 		for (size_t i = 0; i < s->n; i++) {
-			mirror_wipe(&s->m[leg][i]);
-			for (size_t k = 0; k < s->ep[leg][i].n; k++)
-				free(s->ep[leg][i].v[k]);
-			free(s->ep[leg][i].v);
+			mirror_wipe(&s->st[i].m[leg]);
+			for (size_t k = 0; k < s->st[i].ep[leg].n; k++)
+				free(s->st[i].ep[leg].v[k]);
+			free(s->st[i].ep[leg].v);
 		}
 	free(s);
 	if (done)
@@ -1621,7 +1617,7 @@ void relay_session_remove(struct relay_session *s, void (*done)(void *arg), void
 		else {
 			for (int leg = 0; leg < 2; leg++)
 				for (size_t i = 0; i < s->n; i++)
-					wleg_stop(&s->w[leg][i]);
+					wleg_stop(&s->st[i].w[leg]);
 			finish(s);
 		}
 		return;
@@ -1639,7 +1635,7 @@ void relay_session_counts(const struct relay_session *s, int leg, size_t i, enum
 	memset(out, 0, sizeof(*out));
 	if (!s || leg < 0 || leg > 1 || i >= s->n)
 		return;
-	c = &s->ctr[leg][i][kind][dir];
+	c = &s->st[i].ctr[leg][kind][dir];
 #define LOAD(f) out->f = atomic_load_explicit(&c->f, memory_order_relaxed)
 	LOAD(packets);
 	LOAD(bytes);
@@ -1663,7 +1659,7 @@ bool relay_session_on_hold(const struct relay_session *s)
 {
 	for (int leg = 0; s && leg < 2; leg++)
 		for (size_t i = 0; i < s->n; i++)
-			if (s->m[leg][i].hold)
+			if (s->st[i].m[leg].hold)
 				return true;
 	return false;
 }
@@ -1675,7 +1671,7 @@ size_t relay_session_epochs(const struct relay_session *s, int leg, size_t i,
 
 	if (!s || leg < 0 || leg > 1 || i >= s->n)
 		return 0;
-	l = &s->ep[leg][i];
+	l = &s->st[i].ep[leg];
 	for (size_t k = 0; k < l->n && k < max; k++) {
 		const struct epoch_rec *e = l->v[k];
 
@@ -1693,8 +1689,8 @@ bool relay_session_lifetime_news(struct relay_session *s, int *leg, size_t *i,
 {
 	for (int l = 0; s && l < 2; l++)
 		for (size_t k = 0; k < s->n; k++)
-			for (size_t j = 0; j < s->ep[l][k].n; j++) {
-				struct epoch_rec *e = s->ep[l][k].v[j];
+			for (size_t j = 0; j < s->st[k].ep[l].n; j++) {
+				struct epoch_rec *e = s->st[k].ep[l].v[j];
 
 				if (e->lifetime_told || !e->meta.lifetime ||
 				    atomic_load_explicit(&e->packets, memory_order_relaxed) <
