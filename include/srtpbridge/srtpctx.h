@@ -1,7 +1,8 @@
 /* srtpctx.h: one libsrtp2 session for one direction of one secure leg.
  *
- * The only module that includes srtp.h on the packet path, so that a move to
- * libsrtp 3 (whose protect/unprotect signatures change) touches one file
+ * The only module that calls libsrtp2's session API (srtpcrypto.c gives it
+ * its crypto primitives), so that a move to libsrtp 3 (whose
+ * protect/unprotect signatures change) touches one file here
  * (notes/libraries.md). One session per direction per leg: inbound from the
  * peer's key (ssrc_any_inbound), outbound from ours (ssrc_any_outbound);
  * two sessions protecting the same SSRC would make each other's packets

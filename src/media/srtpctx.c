@@ -45,14 +45,9 @@
  * host order for srtp_add_stream (policy.ssrc.value, which srtp_stream_init
  * converts), srtp_get/set_stream_roc (they convert), and in network order
  * for srtp_remove_stream. */
-/* SHA1_Init/Update/Final and SHA_CTX: deprecated in OpenSSL 3 but the only
- * SHA-1 whose state is a plain struct to copy (see hmac_sha1 below). */
-#define OPENSSL_SUPPRESS_DEPRECATED
-
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -61,13 +56,12 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <openssl/sha.h>
-#include <srtp2/auth.h>
 #include <srtp2/srtp.h>
 
 #include "srtpbridge/log.h"
 #include "srtpbridge/sdes.h"
 #include "srtpbridge/secret.h"
+#include "srtpbridge/srtpcrypto.h"
 #include "srtpbridge/srtpctx.h"
 #include "srtpbridge/suite.h"
 
@@ -179,181 +173,6 @@ static void mki_bytes(uint8_t *out, uint64_t value, size_t len)
 		out[len - 1 - i] = i < sizeof(value) ? (uint8_t)(value >> (8 * i)) : 0;
 }
 
-/* ---- HMAC-SHA1 for libsrtp2, without an allocation per packet ----
- *
- * libsrtp 2.5's own HMAC-SHA1 (hmac_ossl.c) uses OpenSSL's HMAC_CTX, whose
- * reset per packet copies the inner digest state through
- * EVP_MD_CTX_copy_ex: on OpenSSL 3 a provider dupctx, a malloc and a free,
- * twice a packet. Profiled at 500 calls that was 9 % of a media worker's
- * CPU, more than our own code on the packet path. This one keeps the inner
- * and outer states keyed once (RFC 2104: H(K^opad, H(K^ipad, text))) as
- * SHA_CTX structs and copies them with an assignment. libsrtp2 takes it
- * through its public srtp_replace_auth_type(), which runs its own HMAC
- * test vectors and ours (RFC 2202) first and refuses it if one fails:
- * libsrtp2's stays in place then. */
-
-struct hmac_sha1 {
-	SHA_CTX inner, outer; /* keyed: after K^ipad and K^opad */
-	SHA_CTX cur;	      /* the packet being authenticated */
-};
-
-static srtp_err_status_t hmac_sha1_alloc(srtp_auth_t **out, int key_len, int out_len);
-
-static srtp_err_status_t hmac_sha1_dealloc(srtp_auth_t *a)
-{
-	/* one block: the keyed states are key material */
-	OPENSSL_cleanse(a, sizeof(*a) + sizeof(struct hmac_sha1));
-	free(a);
-	return srtp_err_status_ok;
-}
-
-static srtp_err_status_t hmac_sha1_init(void *state, const uint8_t *key, int key_len)
-{
-	struct hmac_sha1 *h = state;
-	uint8_t ipad[SHA_CBLOCK], opad[SHA_CBLOCK];
-
-	if (key_len < 0 || key_len > SHA_DIGEST_LENGTH)
-		return srtp_err_status_bad_param;
-	memset(ipad, 0x36, sizeof(ipad));
-	memset(opad, 0x5c, sizeof(opad));
-	for (int i = 0; i < key_len; i++) {
-		ipad[i] ^= key[i];
-		opad[i] ^= key[i];
-	}
-	SHA1_Init(&h->inner);
-	SHA1_Update(&h->inner, ipad, sizeof(ipad));
-	SHA1_Init(&h->outer);
-	SHA1_Update(&h->outer, opad, sizeof(opad));
-	OPENSSL_cleanse(ipad, sizeof(ipad));
-	OPENSSL_cleanse(opad, sizeof(opad));
-	return srtp_err_status_ok;
-}
-
-static srtp_err_status_t hmac_sha1_start(void *state)
-{
-	struct hmac_sha1 *h = state;
-
-	h->cur = h->inner;
-	return srtp_err_status_ok;
-}
-
-static srtp_err_status_t hmac_sha1_update(void *state, const uint8_t *msg, int len)
-{
-	struct hmac_sha1 *h = state;
-
-	if (len < 0)
-		return srtp_err_status_bad_param;
-	SHA1_Update(&h->cur, msg, (size_t)len);
-	return srtp_err_status_ok;
-}
-
-/* libsrtp2's contract (hmac_ossl.c): msg is the last part of the text (the
- * ROC, or the SRTCP index), then the tag's first tag_len bytes. */
-static srtp_err_status_t hmac_sha1_compute(void *state, const uint8_t *msg, int len, int tag_len,
-					   uint8_t *tag)
-{
-	struct hmac_sha1 *h = state;
-	uint8_t md[SHA_DIGEST_LENGTH];
-	SHA_CTX outer;
-
-	if (len < 0 || tag_len < 0 || tag_len > SHA_DIGEST_LENGTH)
-		return srtp_err_status_bad_param;
-	SHA1_Update(&h->cur, msg, (size_t)len);
-	SHA1_Final(md, &h->cur);
-	outer = h->outer;
-	SHA1_Update(&outer, md, sizeof(md));
-	SHA1_Final(md, &outer);
-	memcpy(tag, md, (size_t)tag_len);
-	OPENSSL_cleanse(md, sizeof(md));
-	OPENSSL_cleanse(&outer, sizeof(outer));
-	return srtp_err_status_ok;
-}
-
-/* RFC 2202 section 3, test cases 1 (a 20-byte key) and 2 (a short one),
- * at the tag lengths SRTP uses (10 bytes for _80, 4 for _32) and the full
- * 20; libsrtp2 runs its own case too before it takes this. */
-static const uint8_t rfc2202_key1[20] = { 0x0b, 0x0b, 0x0b, 0x0b, 0x0b, 0x0b, 0x0b,
-					  0x0b, 0x0b, 0x0b, 0x0b, 0x0b, 0x0b, 0x0b,
-					  0x0b, 0x0b, 0x0b, 0x0b, 0x0b, 0x0b };
-static const uint8_t rfc2202_tag1[20] = { 0xb6, 0x17, 0x31, 0x86, 0x55, 0x05, 0x72,
-					  0x64, 0xe2, 0x8b, 0xc0, 0xb6, 0xfb, 0x37,
-					  0x8c, 0x8e, 0xf1, 0x46, 0xbe, 0x00 };
-static const uint8_t rfc2202_tag2[20] = { 0xef, 0xfc, 0xdf, 0x6a, 0xe5, 0xeb, 0x2f,
-					  0xa2, 0xd2, 0x74, 0x16, 0xd5, 0xf1, 0x84,
-					  0xdf, 0x9c, 0x25, 0x9a, 0x7c, 0x79 };
-static const srtp_auth_test_case_t rfc2202_case2_4 = {
-	4,   (const uint8_t *)"Jefe",
-	28,  (const uint8_t *)"what do ya want for nothing?",
-	4,   rfc2202_tag2,
-	NULL
-};
-static const srtp_auth_test_case_t rfc2202_case2 = {
-	4,
-	(const uint8_t *)"Jefe",
-	28,
-	(const uint8_t *)"what do ya want for nothing?",
-	20,
-	rfc2202_tag2,
-	&rfc2202_case2_4
-};
-static const srtp_auth_test_case_t rfc2202_case1_10 = {
-	20, rfc2202_key1, 8, (const uint8_t *)"Hi There", 10, rfc2202_tag1, &rfc2202_case2
-};
-static const srtp_auth_test_case_t rfc2202_case1 = {
-	20, rfc2202_key1, 8, (const uint8_t *)"Hi There", 20, rfc2202_tag1, &rfc2202_case1_10
-};
-
-static const srtp_auth_type_t hmac_sha1_type = {
-	.alloc = hmac_sha1_alloc,
-	.dealloc = hmac_sha1_dealloc,
-	.init = hmac_sha1_init,
-	.compute = hmac_sha1_compute,
-	.update = hmac_sha1_update,
-	.start = hmac_sha1_start,
-	.description = "HMAC-SHA1 (srtpbridge: keyed SHA_CTX copies)",
-	.test_data = &rfc2202_case1,
-	.id = SRTP_HMAC_SHA1,
-};
-
-static srtp_err_status_t hmac_sha1_alloc(srtp_auth_t **out, int key_len, int out_len)
-{
-	srtp_auth_t *a;
-
-	if (key_len < 0 || key_len > SHA_DIGEST_LENGTH || out_len < 0 ||
-	    out_len > SHA_DIGEST_LENGTH)
-		return srtp_err_status_bad_param;
-	a = calloc(1, sizeof(*a) + sizeof(struct hmac_sha1));
-	if (!a)
-		return srtp_err_status_alloc_fail;
-	a->type = &hmac_sha1_type;
-	a->state = a + 1; /* srtp_auth_t's alignment is a pointer's; SHA_CTX needs no more */
-	a->out_len = out_len;
-	a->key_len = key_len;
-	a->prefix_len = 0;
-	*out = a;
-	return srtp_err_status_ok;
-}
-
-static bool hmac_installed;
-
-static void hmac_install(void)
-{
-	srtp_err_status_t st = srtp_replace_auth_type(&hmac_sha1_type, SRTP_HMAC_SHA1);
-
-	hmac_installed = st == srtp_err_status_ok;
-	if (!hmac_installed)
-		LOG_WARN(NULL, "keeping libsrtp2's own HMAC-SHA1: ours failed its test vectors",
-			 LF_I("status", (int)st));
-}
-
-static bool fast_hmac(void)
-{
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
-
-	pthread_once(&once, hmac_install);
-	return hmac_installed;
-}
-
 /* srtp_create() with the session's template (ssrc_any_inbound or
  * ssrc_any_outbound), or, when specific, srtp_add_stream() with a stream of
  * ssrc's own: the same key, suite, SRTCP mode, window and MKI either way.
@@ -402,7 +221,7 @@ int srtpctx_create(struct srtpctx **out, enum srtpctx_dir dir, const struct srtp
 		LOG_WARN(NULL, "cannot create an SRTP context", LF_S("why", why));
 		return err;
 	}
-	(void)fast_hmac(); /* before the first session: libsrtp2 is up by now */
+	(void)srtpcrypto_install(); /* before the first session: libsrtp2 is up by now */
 	s = suite_get(p->suite);
 	c = calloc(1, sizeof(*c));
 	if (!c)
