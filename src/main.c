@@ -348,6 +348,10 @@ static int run(const char *path)
 		if (err) {
 			daemon_destroy(d); /* with the reference to cfg it took */
 			cfg = NULL;
+		} else {
+			/* every pair goes to a media worker, which empties
+			 * what it must itself (relay.h) */
+			portpool_set_drain(pool, false);
 		}
 	}
 	if (!err) {

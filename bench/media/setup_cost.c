@@ -114,6 +114,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "setup_cost: cannot start\n");
 		return 2;
 	}
+	portpool_set_drain(pool, false); /* as the daemon does */
 	/* The parameters (keys drawn, addresses) are made before the clock
 	 * starts: in the daemon they come from the SDP. */
 	prm = calloc(calls, sizeof(*prm));

@@ -8,7 +8,8 @@
  * the pair is wanted on another address. A freed pair sits in quarantine for
  * media_port_quarantine seconds, still bound, so late packets of an old call
  * cannot reach a new one on another socket; whatever reached it meanwhile is
- * read and discarded when it is handed out again. A pair that another program
+ * read and discarded when it is handed out again (by the media worker that
+ * takes it, where portpool_set_drain says so). A pair that another program
  * holds is skipped and left alone for PORTPOOL_BUSY_MS.
  *
  * Open pairs are handed out before pairs never opened, each kind least
@@ -74,7 +75,7 @@ void portpool_destroy(struct portpool *p);
  * bytes; its port is ignored) in *out, which the caller borrows until
  * portpool_free_pair(): an open pair already bound there (least recently
  * used first among the next few), its sockets emptied of what reached them
- * while free; else one never opened, or one open on another address, opened
+ * while free (unless portpool_set_drain turned that off); else one never opened, or one open on another address, opened
  * and bound now. Pairs whose RTP or RTCP port is in use elsewhere are
  * marked busy and the next is tried, never more pairs than were free at the
  * call. ENOSPC when no pair could be bound (the call gets a 503);
@@ -92,6 +93,17 @@ int portpool_alloc_pair(struct portpool *p, const struct sockaddr *bind_addr, so
  * the pair is handed out again: free through the one struct the session
  * holds. */
 void portpool_free_pair(struct portpool *p, struct portpool_pair *pair);
+
+/* Whether portpool_alloc_pair empties an open pair's sockets of what reached
+ * them while free (on from the start). Off where every socket handed out
+ * goes to a media worker, which empties a socket when it registers it anew
+ * and knows when nothing reached one it still has registered (relay.h):
+ * the pool's four recvmmsg a call were ~2.5 us of its setup. */
+void portpool_set_drain(struct portpool *p, bool drain);
+/* Reads and drops whatever is queued on the UDP socket fd (nonblocking
+ * reads, at most 16 rounds of 64: a flood cannot hold the caller for ever;
+ * what stays comes from nobody the next call signalled). */
+void portpool_drain(int fd);
 
 /* Ports that an allocation may take now: neither in use, quarantined nor busy. */
 unsigned portpool_free_count(const struct portpool *p);

@@ -153,7 +153,10 @@ void relay_get_stats(const struct relay *r, struct relay_stats *out);
  * in the epoll set of the worker that ran them after the session ends, so
  * the next session on the same sockets costs no epoll_ctl, and the worker
  * of the next session is the one that has them when that is fair to the
- * others. A socket stays registered only while its id is the same: the
+ * others. A socket registered anew is first emptied (portpool_drain) of
+ * what reached it while no session had it; a socket still registered has
+ * had nothing since, or its event would have taken it out of the set. A
+ * socket stays registered only while its id is the same: the
  * owner must give a socket closed and opened again (under the same number)
  * a new id, and must not dup() them (a duplicate would keep a closed
  * socket's registration). Sockets without one are registered for the

@@ -66,6 +66,7 @@ struct portpool {
 	void *arg;
 	struct queue open, closed, quarantine, busy;
 	uint32_t in_use, nopen;
+	bool drain; /* empty an open pair's sockets as it is handed out */
 	struct slot slots[];
 };
 
@@ -189,6 +190,7 @@ int portpool_create(struct portpool **out, uint16_t min, uint16_t max, unsigned 
 	p->npairs = npairs;
 	p->quarantine_ms = (uint64_t)quarantine_s * 1000;
 	p->now_ms = now_ms ? now_ms : monotonic_ms;
+	p->drain = true;
 	p->arg = now_ms ? arg : NULL;
 	p->open.head = p->open.tail = NIL;
 	p->closed.head = p->closed.tail = NIL;
@@ -248,10 +250,8 @@ static int bind_port(int fd, union bound *at, socklen_t len, uint16_t port)
 	return err;
 }
 
-/* Reads and drops whatever is queued on fd: packets that reached a pair
- * while it was free belong to no call. Zero-length buffers: the kernel
- * discards each datagram whole. */
-static void drain(int fd)
+/* Zero-length buffers: the kernel discards each datagram whole. */
+void portpool_drain(int fd)
 {
 	struct mmsghdr m[DRAIN_BATCH];
 
@@ -393,8 +393,10 @@ int portpool_alloc_pair(struct portpool *p, const struct sockaddr *bind_addr, so
 		return ENOSPC;
 	i = take_open(p, &at);
 	if (i != NIL) {
-		drain(p->slots[i].rtp_fd);
-		drain(p->slots[i].rtcp_fd);
+		if (p->drain) {
+			portpool_drain(p->slots[i].rtp_fd);
+			portpool_drain(p->slots[i].rtcp_fd);
+		}
 		hand_out(p, i, out);
 		return 0;
 	}
@@ -415,6 +417,11 @@ void portpool_free_pair(struct portpool *p, struct portpool_pair *pair)
 	pair->id = 0;
 	p->in_use--;
 	hold(p, &p->quarantine, i, SLOT_QUARANTINE, p->now_ms(p->arg) + p->quarantine_ms);
+}
+
+void portpool_set_drain(struct portpool *p, bool drain)
+{
+	p->drain = drain;
 }
 
 unsigned portpool_free_count(const struct portpool *p)

@@ -1,8 +1,8 @@
 /* relay.c: the media worker and the packet path (relay.h).
  *
  * A session is made on the main thread with its sockets, then handed to the
- * worker by its first "update" command; from there on only the worker
- * touches its packet state (struct wleg). Parameters change through updates
+ * worker by an "add" command; from there on only the worker touches its
+ * packet state (struct wleg). Parameters change through "update" commands
  * that carry the new state, SRTP contexts included (made on the main thread:
  * srtp_create allocates and may be slow; the packet path never does). A
  * "remove" command makes the worker let go of the sockets and destroy the
@@ -19,6 +19,7 @@
 #include "srtpbridge/relay.h"
 #include "srtpbridge/addr.h"
 #include "srtpbridge/log.h"
+#include "srtpbridge/portpool.h"
 #include "srtpbridge/rtp.h"
 #include "srtpbridge/srtpctx.h"
 
@@ -72,7 +73,8 @@ struct keyed {
 };
 
 enum cmd_type {
-	CMD_UPDATE = 0,
+	CMD_ADD = 0,
+	CMD_UPDATE,
 	CMD_REMOVE,
 	CMD_STOP,
 };
@@ -92,7 +94,6 @@ struct wparams {
 
 struct cmd {
 	enum cmd_type type;
-	bool add; /* CMD_UPDATE: the session's first, which hands it to the worker */
 	struct relay_session *s;
 	struct wparams (*p)[RELAY_MAX_STREAMS]; /* CMD_UPDATE: [2][RELAY_MAX_STREAMS] */
 	struct cmd *next;
@@ -184,7 +185,6 @@ struct sstream {
 
 struct relay_session {
 	struct worker *wk; /* the media worker that runs it, for its whole life; NULL: none */
-	bool added;	   /* the main thread's: the first update went to the worker */
 	uint64_t gen;	   /* tells a session from a later one at the same address */
 	size_t n;
 	_Atomic uint64_t last_rx_ms;
@@ -975,7 +975,11 @@ static bool watch(struct worker *w, int fd, struct fdref *ref)
 
 /* Leg l's socket of kind k into w's set: with an id, through the worker's
  * entry for its number, registered only when not there already (four
- * epoll_ctl a call were ~4 us of its setup, their removal as much). */
+ * epoll_ctl a call were ~4 us of its setup, their removal as much).
+ * A socket registered anew is emptied first of what reached it while no
+ * session had it; one still registered has had nothing since its last
+ * session (anything would have been reported and taken it out), so the
+ * port pool need not empty what it hands out (portpool_set_drain). */
 static void watch_leg(struct worker *w, struct wleg *l, int k)
 {
 	int fd = l->fd[k];
@@ -984,6 +988,7 @@ static void watch_leg(struct worker *w, struct wleg *l, int k)
 	if (fd < 0)
 		return;
 	if (!l->sock_id || (unsigned)fd >= w->fdcap) {
+		portpool_drain(fd);
 		l->ref[k] = (struct fdref){ .l = l, .kind = (enum relay_kind)k, .fd = fd };
 		l->at[k] = watch(w, fd, &l->ref[k]) ? &l->ref[k] : NULL;
 		return;
@@ -992,6 +997,7 @@ static void watch_leg(struct worker *w, struct wleg *l, int k)
 	if (e->id != l->sock_id) {
 		/* never here, or taken out, or the number of a socket since
 		 * closed (which the kernel took out of the set itself) */
+		portpool_drain(fd);
 		e->id = watch(w, fd, e) ? l->sock_id : 0;
 		e->fd = fd;
 	}
@@ -1059,9 +1065,11 @@ static void on_cmd(struct worker *w)
 	for (; c; c = next) {
 		next = c->next;
 		switch (c->type) {
+		case CMD_ADD:
+			session_add(w, c->s);
+			free(c);
+			break;
 		case CMD_UPDATE:
-			if (c->add)
-				session_add(w, c->s);
 			for (int leg = 0; leg < 2; leg++)
 				for (size_t i = 0; i < c->s->n; i++)
 					apply(&c->s->st[i].w[leg], &c->p[leg][i]);
@@ -1318,6 +1326,32 @@ void relay_destroy(struct relay *r)
 	free(r);
 }
 
+/* Random bytes for SSRCs and where numbering starts, from a buffer filled
+ * 4 KB at a time: each RAND_bytes takes the DRBG's lock and checks for a
+ * fork, ~1.4 us, where a call needs 24 bytes. They go out in the clear;
+ * what they must be is unpredictable (RFC 3550 5.1, RFC 3711 9.2), which
+ * the DRBG's output is however it is cut. Main thread. */
+static void draw_random(void *out, size_t n)
+{
+	static _Thread_local struct {
+		unsigned char b[4096];
+		size_t used; /* bytes taken: all of them at first */
+	} pool = { .used = sizeof(pool.b) };
+
+	if (n > sizeof(pool.b)) {
+		(void)RAND_bytes(out, (int)n);
+		return;
+	}
+	if (pool.used + n > sizeof(pool.b)) {
+		(void)RAND_bytes(
+			pool.b,
+			(int)sizeof(pool.b)); /* as before: a failed DRBG is not fatal here */
+		pool.used = 0;
+	}
+	memcpy(out, pool.b + pool.used, n);
+	pool.used += n;
+}
+
 /* The worker with the fewest calls (calls are alike enough), unless the
  * worker that last ran the call's first socket has at most WORKER_SLACK
  * more: its set holds the sockets already. */
@@ -1347,21 +1381,23 @@ int relay_session_create(struct relay_session **out, struct relay *r, size_t nst
 		uint16_t seq_base;
 	} rnd[2][RELAY_MAX_STREAMS];
 	struct relay_session *s;
+	struct cmd *c = NULL;
 	static _Atomic uint64_t gens;
 
 	if (nstreams == 0 || nstreams > RELAY_MAX_STREAMS)
 		return EINVAL;
 	s = session_alloc(nstreams);
-	if (!s)
+	if (!s || (r && !(c = calloc(1, sizeof(*c))))) {
+		free(s);
 		return ENOMEM;
+	}
 	if (r) {
 		s->wk = pick_worker(r, fds[0][0], ids ? ids[0][0] : 0);
 		s->wk->nsessions++;
 	}
 	s->gen = atomic_fetch_add_explicit(&gens, 1, memory_order_relaxed) + 1;
-	/* one draw for every leg: each RAND_bytes takes the DRBG's lock and
-	 * checks for a fork, about 5 us of a call's setup when made six times */
-	RAND_bytes((unsigned char *)rnd, (int)sizeof(rnd));
+	for (int leg = 0; leg < 2; leg++)
+		draw_random(rnd[leg], nstreams * sizeof(rnd[leg][0]));
 	for (int leg = 0; leg < 2; leg++)
 		for (size_t i = 0; i < nstreams; i++) {
 			struct wleg *l = &s->st[i].w[leg];
@@ -1383,6 +1419,14 @@ int relay_session_create(struct relay_session **out, struct relay *r, size_t nst
 			l->own.seq_base = o->seq_base & 0x7fff; /* far from a wrap at the start */
 			l->own.ts_base = o->ts_base;
 		}
+	/* The worker takes the sockets now, not at the first update (the
+	 * answer, seconds later): what a peer sends before it is read and
+	 * counted as arriving before the answer, not queued and shed late. */
+	if (c) {
+		c->type = CMD_ADD;
+		c->s = s;
+		queue_push(&s->wk->q, c);
+	}
 	*out = s;
 	return 0;
 }
@@ -1573,11 +1617,9 @@ int relay_session_update(struct relay_session *s,
 		return 0;
 	}
 	c->type = CMD_UPDATE;
-	c->add = !s->added; /* one command and one wake-up for a call's start */
 	c->s = s;
 	c->p = w;
 	queue_push(&s->wk->q, c);
-	s->added = true;
 	return 0;
 }
 

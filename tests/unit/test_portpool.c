@@ -583,6 +583,33 @@ static void test_drain_many(void **state)
 	portpool_free_pair(f->p, &a);
 }
 
+/* With draining off (a media worker empties sockets itself), a pair comes
+ * out as it is; portpool_drain empties it. */
+static void test_no_drain(void **state)
+{
+	struct fixture *f = *state;
+	struct portpool_pair a;
+	int rtp_fd;
+	char buf[16];
+
+	make_pool(f, f->base, (uint16_t)(f->base + 1), 0);
+	portpool_set_drain(f->p, false);
+	assert_int_equal(alloc4(f->p, &a), 0);
+	rtp_fd = a.rtp_fd;
+	portpool_free_pair(f->p, &a);
+	send_to((uint16_t)f->base, "junk one");
+	send_to((uint16_t)f->base, "junk two");
+	assert_int_equal(alloc4(f->p, &a), 0);
+	assert_int_equal(a.rtp_fd, rtp_fd);
+	assert_int_equal(recv(a.rtp_fd, buf, sizeof(buf), MSG_DONTWAIT), 8);
+	assert_memory_equal(buf, "junk one", 8);
+	portpool_drain(a.rtp_fd);
+	assert_int_equal(recv(a.rtp_fd, buf, sizeof(buf), MSG_DONTWAIT), -1);
+	assert_int_equal(errno, EAGAIN);
+	portpool_drain(a.rtcp_fd); /* nothing there: returns at once */
+	portpool_free_pair(f->p, &a);
+}
+
 /* Every media socket has the relay's options. */
 static void test_socket_options(void **state)
 {
@@ -701,6 +728,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_socket_options, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_address, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ids, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_drain, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("portpool", tests, NULL, NULL);
