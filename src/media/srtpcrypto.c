@@ -742,71 +742,58 @@ static void install_hmac(void)
 			 LF_I("status", (int)st));
 }
 
+/* One family of our ciphers: every EVP_CIPHER it needs fetched first (all
+ * or none: one of ours may allocate any size of its family, as libsrtp2's
+ * do), then each offered to libsrtp2. */
+struct offer {
+	const char *name; /* OpenSSL's */
+	const srtp_cipher_type_t *type;
+	unsigned part;
+};
+
+static void install_ciphers(const char *family, const struct offer *o, EVP_CIPHER **fetched,
+			    size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		fetched[i] = EVP_CIPHER_fetch(NULL, o[i].name, NULL);
+		if (!fetched[i]) {
+			LOG_WARN(NULL, "keeping libsrtp2's own cipher: OpenSSL cannot fetch one",
+				 LF_S("family", family), LF_S("cipher", o[i].name));
+			return;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		srtp_err_status_t st = srtp_replace_cipher_type(o[i].type, o[i].type->id);
+
+		if (st == srtp_err_status_ok)
+			installed |= o[i].part;
+		else
+			LOG_WARN(NULL,
+				 "keeping libsrtp2's own cipher: ours failed its test vectors",
+				 LF_S("family", family), LF_S("cipher", o[i].name),
+				 LF_I("status", (int)st));
+	}
+}
+
 static void install_aes_icm(void)
 {
-	static const struct {
-		const char *name;
-		const srtp_cipher_type_t *type;
-		unsigned part;
-	} icm[3] = {
+	static const struct offer icm[3] = {
 		{ "AES-128-ECB", &aes_icm_128_type, SRTPCRYPTO_AES_ICM_128 },
 		{ "AES-192-ECB", &aes_icm_192_type, SRTPCRYPTO_AES_ICM_192 },
 		{ "AES-256-ECB", &aes_icm_256_type, SRTPCRYPTO_AES_ICM_256 },
 	};
 
-	/* All three or none: one of ours allocates any of the three sizes
-	 * (libsrtp2's alloc does the same), so each needs all the ciphers. */
-	for (size_t i = 0; i < 3; i++) {
-		aes_ecb[i] = EVP_CIPHER_fetch(NULL, icm[i].name, NULL);
-		if (!aes_ecb[i]) {
-			LOG_WARN(NULL,
-				 "keeping libsrtp2's own AES-ICM: OpenSSL cannot fetch a cipher",
-				 LF_S("cipher", icm[i].name));
-			return;
-		}
-	}
-	for (size_t i = 0; i < 3; i++) {
-		srtp_err_status_t st = srtp_replace_cipher_type(icm[i].type, icm[i].type->id);
-
-		if (st == srtp_err_status_ok)
-			installed |= icm[i].part;
-		else
-			LOG_WARN(NULL,
-				 "keeping libsrtp2's own AES-ICM: ours failed its test vectors",
-				 LF_S("cipher", icm[i].name), LF_I("status", (int)st));
-	}
+	install_ciphers("AES-ICM", icm, aes_ecb, 3);
 }
 
 static void install_aes_gcm(void)
 {
-	static const struct {
-		const char *name;
-		const srtp_cipher_type_t *type;
-		unsigned part;
-	} gcm[2] = {
+	static const struct offer gcm[2] = {
 		{ "AES-128-GCM", &aes_gcm_128_type, SRTPCRYPTO_AES_GCM_128 },
 		{ "AES-256-GCM", &aes_gcm_256_type, SRTPCRYPTO_AES_GCM_256 },
 	};
 
-	for (size_t i = 0; i < 2; i++) {
-		aes_gcm[i] = EVP_CIPHER_fetch(NULL, gcm[i].name, NULL);
-		if (!aes_gcm[i]) {
-			LOG_WARN(NULL,
-				 "keeping libsrtp2's own AES-GCM: OpenSSL cannot fetch a cipher",
-				 LF_S("cipher", gcm[i].name));
-			return;
-		}
-	}
-	for (size_t i = 0; i < 2; i++) {
-		srtp_err_status_t st = srtp_replace_cipher_type(gcm[i].type, gcm[i].type->id);
-
-		if (st == srtp_err_status_ok)
-			installed |= gcm[i].part;
-		else
-			LOG_WARN(NULL,
-				 "keeping libsrtp2's own AES-GCM: ours failed its test vectors",
-				 LF_S("cipher", gcm[i].name), LF_I("status", (int)st));
-	}
+	install_ciphers("AES-GCM", gcm, aes_gcm, 2);
 }
 
 static void install(void)

@@ -38,6 +38,7 @@
 #include "srtpbridge/srtplib.h"
 #include "srtpbridge/suite.h"
 
+#include "srtp_fixture.h"
 #include "udp_fixture.h"
 
 #define WAIT_MS	    3000 /* the deadline of anything that should happen */
@@ -201,19 +202,6 @@ struct fx {
 
 /* One at a time, here so that a failed test's teardown can release it. */
 static struct fx the_fx;
-
-static int setup_group(void **state)
-{
-	(void)state;
-	return srtplib_init() == 0 ? 0 : -1;
-}
-
-static int teardown_group(void **state)
-{
-	(void)state;
-	srtplib_shutdown();
-	return 0;
-}
 
 static const struct relay_session *rs(const struct fx *f)
 {

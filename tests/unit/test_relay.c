@@ -29,6 +29,7 @@
 #include "srtpbridge/srtplib.h"
 #include "srtpbridge/suite.h"
 
+#include "srtp_fixture.h"
 #include "udp_fixture.h"
 
 #define WAIT_MS	    3000 /* the deadline of anything that should happen */
@@ -130,16 +131,6 @@ static size_t build_rr(uint8_t *p, uint32_t ssrc, uint32_t about)
 
 /* ---- srtp at the carrier's end ---- */
 
-static bool usable(enum suite_id s)
-{
-	const char *why = "";
-
-	if (suite_usable(s, &why))
-		return true;
-	print_message("skipping %s: %s\n", suite_name(s), why);
-	return false;
-}
-
 static void random_key(struct sdes_key *k, enum suite_id s)
 {
 	memset(k, 0, sizeof(*k));
@@ -199,19 +190,6 @@ struct fx {
 
 /* One at a time, here so that a failed test's teardown can release it. */
 static struct fx the_fx;
-
-static int setup_group(void **state)
-{
-	(void)state;
-	return srtplib_init() == 0 ? 0 : -1;
-}
-
-static int teardown_group(void **state)
-{
-	(void)state;
-	srtplib_shutdown();
-	return 0;
-}
 
 static struct opts defaults(enum suite_id suite)
 {

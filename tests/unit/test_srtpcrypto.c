@@ -25,6 +25,8 @@
 #include "srtpbridge/srtplib.h"
 #include "srtpbridge/suite.h"
 
+#include "srtp_fixture.h"
+
 /* crypto_kernel.h, which libsrtp2 does not install: the lookup by id that
  * srtp_create() itself makes, so what it returns is what sessions get. */
 srtp_err_status_t srtp_crypto_kernel_alloc_cipher(srtp_cipher_type_id_t id,
@@ -63,29 +65,6 @@ static struct {
 	bool done;
 	struct pkt rtp[NRTP], rtcp[NRTCP];
 } before[NSUITES];
-
-static int setup_group(void **state)
-{
-	(void)state;
-	return srtplib_init() == 0 ? 0 : -1;
-}
-
-static int teardown_group(void **state)
-{
-	(void)state;
-	srtplib_shutdown();
-	return 0;
-}
-
-static bool usable(enum suite_id s)
-{
-	const char *why = "";
-
-	if (suite_usable(s, &why))
-		return true;
-	print_message("skipping %s: %s\n", suite_name(s), why);
-	return false;
-}
 
 static bool ours(const char *description)
 {

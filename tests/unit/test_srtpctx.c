@@ -21,6 +21,8 @@
 #include "srtpbridge/srtplib.h"
 #include "srtpbridge/suite.h"
 
+#include "srtp_fixture.h"
+
 #define MAX_PLAIN 1500
 #define BUF_SIZE  (MAX_PLAIN + SRTPCTX_TRAILER_MAX)
 #define NPACKETS  100
@@ -31,29 +33,6 @@ struct pkt {
 	_Alignas(8) uint8_t b[BUF_SIZE];
 	size_t len;
 };
-
-static int setup_group(void **state)
-{
-	(void)state;
-	return srtplib_init() == 0 ? 0 : -1;
-}
-
-static int teardown_group(void **state)
-{
-	(void)state;
-	srtplib_shutdown();
-	return 0;
-}
-
-static bool usable(enum suite_id s)
-{
-	const char *why = "";
-
-	if (suite_usable(s, &why))
-		return true;
-	print_message("skipping %s: %s\n", suite_name(s), why);
-	return false;
-}
 
 static void set_key(struct sdes_key *k, enum suite_id s, uint8_t seed)
 {
