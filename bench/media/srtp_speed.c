@@ -14,10 +14,12 @@
  * each unprotect is checked). The figure is the best of --runs (5) runs,
  * in ns a packet and packets a second; every run is printed as well.
  *
- * Plain libsrtp2 API, no srtpbridge code: bench/media/build-srtp-speed
- * builds it against our libsrtp2 (OpenSSL) and against Debian's
- * libsrtp2.so.1 (NSS). Prints one JSON object on stdout; 0, 1 when a
- * suite failed, 2 on a usage error. */
+ * Plain libsrtp2 API: bench/media/build-srtp-speed builds it against our
+ * libsrtp2 (OpenSSL) and against Debian's libsrtp2.so.1 (NSS), and a third
+ * time with SRTP_SPEED_SRTPBRIDGE defined: our libsrtp2 with srtpbridge's
+ * own HMAC-SHA1, AES-ICM and AES-GCM put in its place (srtpcrypto.h), the
+ * crypto the daemon runs. Prints one JSON object on stdout ("crypto" says
+ * whose primitives ran); 0, 1 when a suite failed, 2 on a usage error. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* sched_setaffinity, CPU_SET */
 #endif
@@ -31,6 +33,10 @@
 #include <time.h>
 
 #include <srtp2/srtp.h>
+
+#ifdef SRTP_SPEED_SRTPBRIDGE
+#include "srtpbridge/srtpcrypto.h"
+#endif
 
 #define RTP_HDR	    12
 #define PAYLOAD_LEN 160
@@ -283,7 +289,7 @@ int main(int argc, char **argv)
 	double seconds = 1.0;
 	int runs = 5, cpu = 0, rc = 0;
 	bool first = true;
-	const char *backend;
+	const char *backend, *crypto = "libsrtp2";
 	cpu_set_t set;
 	size_t i;
 	int a;
@@ -324,13 +330,16 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	backend = detect_backend();
+#ifdef SRTP_SPEED_SRTPBRIDGE
+	crypto = srtpcrypto_install() == SRTPCRYPTO_ALL ? "srtpbridge" : "srtpbridge, partly";
+#endif
 
 	for (i = 0; i < NSUITES; i++)
 		if (!any_chosen || chosen[i])
 			bench_suite(&suites[i], runs, seconds * 1e9, &results[i]);
 
-	printf("{\n  \"library\": \"%s\",\n  \"backend\": \"%s\",\n", srtp_get_version_string(),
-	       backend);
+	printf("{\n  \"library\": \"%s\",\n  \"backend\": \"%s\",\n  \"crypto\": \"%s\",\n",
+	       srtp_get_version_string(), backend, crypto);
 	printf("  \"cpu\": %d,\n  \"runs\": %d,\n  \"min_seconds\": %g,\n  \"batch\": %d,\n", cpu,
 	       runs, seconds, BATCH);
 	printf("  \"rtp_bytes\": %d,\n  \"suites\": [\n", PKT_LEN);
