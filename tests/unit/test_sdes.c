@@ -19,6 +19,8 @@
 #include "srtpbridge/srtplib.h"
 #include "srtpbridge/suite.h"
 
+#include "kat_fixture.h"
+
 static int parse(struct sdes_crypto *c, const char *line, char *why)
 {
 	return sdes_parse(c, slice_from(line), why, 256);
@@ -414,89 +416,7 @@ static void test_suite_table_with_libsrtp(void **state)
 	}
 }
 
-/* ---- data files: key = value lines ---- */
-
-struct vec {
-	char suite[64];
-	char crypto[512];
-	uint8_t key[64];
-	size_t keylen;
-	struct {
-		uint8_t in[512], out[512];
-		size_t nin, nout;
-		bool rtcp;
-	} pkts[16];
-	size_t npkts;
-};
-
-static size_t unhex(const char *s, uint8_t *out, size_t max)
-{
-	size_t n = 0;
-
-	while (s[0] && s[1] && n < max) {
-		unsigned b;
-
-		if (sscanf(s, "%2x", &b) != 1)
-			break;
-		out[n++] = (uint8_t)b;
-		s += 2;
-	}
-	return n;
-}
-
-/* Reads one record; records are separated by blank lines. Returns false at
- * end of file. */
-static bool read_vec(FILE *f, struct vec *v)
-{
-	char line[2048];
-	bool any = false;
-
-	memset(v, 0, sizeof(*v));
-	while (fgets(line, sizeof(line), f)) {
-		char *eq = strstr(line, " = ");
-		char *val;
-
-		line[strcspn(line, "\r\n")] = '\0';
-		if (line[0] == '#')
-			continue;
-		if (!line[0]) {
-			if (any)
-				return true;
-			continue;
-		}
-		assert_non_null(eq);
-		*eq = '\0';
-		val = eq + 3;
-		any = true;
-		if (strcmp(line, "suite") == 0) {
-			snprintf(v->suite, sizeof(v->suite), "%s", val);
-		} else if (strcmp(line, "crypto") == 0) {
-			snprintf(v->crypto, sizeof(v->crypto), "%s", val);
-		} else if (strcmp(line, "key") == 0) {
-			v->keylen = unhex(val, v->key, sizeof(v->key));
-		} else if (strcmp(line, "srtp") == 0 || strcmp(line, "srtcp") == 0 ||
-			   strcmp(line, "rtp") == 0 || strcmp(line, "rtcp") == 0 ||
-			   strcmp(line, "payload") == 0) {
-			/* A protected packet and its plain form, in either order. */
-			bool prot = line[0] == 's';
-			bool rtcp = strstr(line, "rtcp") != NULL;
-			size_t last = v->npkts - 1;
-
-			if (!v->npkts || (prot ? v->pkts[last].nin : v->pkts[last].nout)) {
-				assert_true(v->npkts < 16);
-				last = v->npkts++;
-				v->pkts[last].rtcp = rtcp;
-			}
-			if (prot)
-				v->pkts[last].nin =
-					unhex(val, v->pkts[last].in, sizeof(v->pkts[0].in));
-			else
-				v->pkts[last].nout =
-					unhex(val, v->pkts[last].out, sizeof(v->pkts[0].out));
-		}
-	}
-	return any;
-}
+/* ---- data files: key = value lines (kat_fixture.h) ---- */
 
 /* libsrtp2's known answers: protect through our suite table must give the
  * recorded ciphertext byte for byte, and unprotect must give it back. */
@@ -527,19 +447,19 @@ static void test_libsrtp_known_answers(void **state)
 			uint8_t buf[600];
 			int len;
 
-			assert_true(v.pkts[i].nout && v.pkts[i].nin);
-			memcpy(buf, v.pkts[i].out, v.pkts[i].nout);
-			len = (int)v.pkts[i].nout;
+			assert_true(v.pkts[i].nplain && v.pkts[i].nprot);
+			memcpy(buf, v.pkts[i].plain, v.pkts[i].nplain);
+			len = (int)v.pkts[i].nplain;
 			assert_int_equal(v.pkts[i].rtcp ? srtp_protect_rtcp(tx, buf, &len)
 							: srtp_protect(tx, buf, &len),
 					 srtp_err_status_ok);
-			assert_int_equal(len, (int)v.pkts[i].nin);
-			assert_memory_equal(buf, v.pkts[i].in, v.pkts[i].nin);
+			assert_int_equal(len, (int)v.pkts[i].nprot);
+			assert_memory_equal(buf, v.pkts[i].prot, v.pkts[i].nprot);
 			assert_int_equal(v.pkts[i].rtcp ? srtp_unprotect_rtcp(rx, buf, &len)
 							: srtp_unprotect(rx, buf, &len),
 					 srtp_err_status_ok);
-			assert_int_equal(len, (int)v.pkts[i].nout);
-			assert_memory_equal(buf, v.pkts[i].out, v.pkts[i].nout);
+			assert_int_equal(len, (int)v.pkts[i].nplain);
+			assert_memory_equal(buf, v.pkts[i].plain, v.pkts[i].nplain);
 			n++;
 		}
 		srtp_dealloc(tx);
@@ -597,10 +517,10 @@ static void test_foreign_fixtures(void **state)
 		assert_int_equal(srtp_create(&rx, &pol), srtp_err_status_ok);
 		for (size_t i = 0; i < v.npkts; i++) {
 			uint8_t buf[600];
-			int len = (int)v.pkts[i].nin;
+			int len = (int)v.pkts[i].nprot;
 			srtp_err_status_t st;
 
-			memcpy(buf, v.pkts[i].in, v.pkts[i].nin);
+			memcpy(buf, v.pkts[i].prot, v.pkts[i].nprot);
 			st = v.pkts[i].rtcp ? srtp_unprotect_rtcp(rx, buf, &len)
 					    : srtp_unprotect(rx, buf, &len);
 			/* A libsrtp2 without the RFC 6188 fix must fail here: that
@@ -612,7 +532,7 @@ static void test_foreign_fixtures(void **state)
 			}
 			if (st != srtp_err_status_ok)
 				fail_msg("%s: packet %zu does not decrypt (%d)", de->d_name, i, st);
-			if (v.pkts[i].rtcp && !v.pkts[i].nout) {
+			if (v.pkts[i].rtcp && !v.pkts[i].nplain) {
 				/* baresip's report: its plain text is not known in
 				 * advance; an SR (PT 200) from the RTP stream's SSRC,
 				 * then an SDES (PT 202) */
@@ -620,16 +540,16 @@ static void test_foreign_fixtures(void **state)
 
 				assert_true((size_t)len > sr + 1);
 				assert_int_equal(buf[1], 200);
-				assert_memory_equal(buf + 4, v.pkts[0].in + 8, 4);
+				assert_memory_equal(buf + 4, v.pkts[0].prot + 8, 4);
 				assert_int_equal(buf[sr + 1], 202);
 			} else if (v.pkts[i].rtcp) {
-				assert_int_equal(len, (int)v.pkts[i].nout);
-				assert_memory_equal(buf, v.pkts[i].out, v.pkts[i].nout);
+				assert_int_equal(len, (int)v.pkts[i].nplain);
+				assert_memory_equal(buf, v.pkts[i].plain, v.pkts[i].nplain);
 			} else {
 				size_t h = rtp_header_len(buf, (size_t)len);
 
-				assert_int_equal((size_t)len - h, v.pkts[i].nout);
-				assert_memory_equal(buf + h, v.pkts[i].out, v.pkts[i].nout);
+				assert_int_equal((size_t)len - h, v.pkts[i].nplain);
+				assert_memory_equal(buf + h, v.pkts[i].plain, v.pkts[i].nplain);
 			}
 			packets++;
 		}

@@ -25,6 +25,7 @@
 #include "srtpbridge/srtplib.h"
 #include "srtpbridge/suite.h"
 
+#include "kat_fixture.h"
 #include "srtp_fixture.h"
 
 /* crypto_kernel.h, which libsrtp2 does not install: the lookup by id that
@@ -556,85 +557,6 @@ static void test_after_install_same_packets(void **state)
 }
 
 /* ---- vectors from files: tests/unit/data (kat/, srtp/README.md) ---- */
-
-struct vec {
-	char suite[64];
-	char crypto[512];
-	uint8_t key[64];
-	size_t keylen;
-	struct {
-		uint8_t prot[512], plain[512];
-		size_t nprot, nplain;
-		bool rtcp;
-	} pkts[16];
-	size_t npkts;
-};
-
-static size_t unhex(const char *s, uint8_t *out, size_t max)
-{
-	size_t n = 0;
-	unsigned b;
-
-	while (s[0] && s[1] && n < max && sscanf(s, "%2x", &b) == 1) {
-		out[n++] = (uint8_t)b;
-		s += 2;
-	}
-	return n;
-}
-
-/* One record (records end at a blank line); false at the end of the file. */
-static bool read_vec(FILE *f, struct vec *v)
-{
-	char line[2048];
-	bool any = false;
-
-	memset(v, 0, sizeof(*v));
-	while (fgets(line, sizeof(line), f)) {
-		char *eq = strstr(line, " = "), *val;
-		bool prot;
-		size_t last;
-
-		line[strcspn(line, "\r\n")] = '\0';
-		if (line[0] == '#')
-			continue;
-		if (!line[0]) {
-			if (any)
-				return true;
-			continue;
-		}
-		assert_non_null(eq);
-		*eq = '\0';
-		val = eq + 3;
-		any = true;
-		if (strcmp(line, "suite") == 0) {
-			snprintf(v->suite, sizeof(v->suite), "%s", val);
-			continue;
-		}
-		if (strcmp(line, "crypto") == 0) {
-			snprintf(v->crypto, sizeof(v->crypto), "%s", val);
-			continue;
-		}
-		if (strcmp(line, "key") == 0) {
-			v->keylen = unhex(val, v->key, sizeof(v->key));
-			continue;
-		}
-		if (strcmp(line, "source") == 0)
-			continue;
-		/* a protected packet and its plain form (RTP: payload), either first */
-		prot = strcmp(line, "srtp") == 0 || strcmp(line, "srtcp") == 0;
-		last = v->npkts - 1;
-		if (!v->npkts || (prot ? v->pkts[last].nprot : v->pkts[last].nplain)) {
-			assert_true(v->npkts < 16);
-			last = v->npkts++;
-			v->pkts[last].rtcp = strstr(line, "rtcp") != NULL;
-		}
-		if (prot)
-			v->pkts[last].nprot = unhex(val, v->pkts[last].prot, 512);
-		else
-			v->pkts[last].nplain = unhex(val, v->pkts[last].plain, 512);
-	}
-	return any;
-}
 
 /* libsrtp 2.5.0's published vectors (test/srtp_driver.c): AES_CM_128 and
  * AES_256_CM with HMAC-SHA1-80, and AEAD_AES_128_GCM. */
