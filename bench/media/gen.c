@@ -53,6 +53,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "srtpbridge/bytes.h"
 #include "srtpbridge/control.h"
 #include "srtpbridge/sdes.h"
 #include "srtpbridge/secret.h"
@@ -231,28 +232,15 @@ static uint32_t flow_ts_base(uint32_t call, int dir)
 	return (uint32_t)(mix(((uint64_t)call << 1 | (uint64_t)dir) + 0x9999) >> 13);
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 static void put64(uint8_t *p, uint64_t v)
 {
-	put32(p, (uint32_t)(v >> 32));
-	put32(p + 4, (uint32_t)v);
+	be32_put(p, (uint32_t)(v >> 32));
+	be32_put(p + 4, (uint32_t)v);
 }
 
 static uint64_t get64(const uint8_t *p)
 {
-	return (uint64_t)get32(p) << 32 | get32(p + 4);
+	return (uint64_t)be32_get(p) << 32 | be32_get(p + 4);
 }
 
 /* The whole plain packet (header and payload) of one send. */
@@ -265,15 +253,15 @@ static void build(uint8_t *p, uint32_t call, int dir, uint32_t seq, uint64_t t_n
 	p[1] = 0; /* PCMU */
 	p[2] = (uint8_t)((uint16_t)(flow_seq_base(call, dir) + seq) >> 8);
 	p[3] = (uint8_t)(flow_seq_base(call, dir) + seq);
-	put32(p + 4, flow_ts_base(call, dir) + seq * TS_STEP);
-	put32(p + 8, flow_ssrc(call, dir));
+	be32_put(p + 4, flow_ts_base(call, dir) + seq * TS_STEP);
+	be32_put(p + 8, flow_ssrc(call, dir));
 	put64(pl, t_ns);
-	put32(pl + 8, call);
+	be32_put(pl + 8, call);
 	pl[12] = (uint8_t)dir;
 	pl[13] = MAGIC0;
 	pl[14] = MAGIC1;
 	pl[15] = MAGIC2;
-	put32(pl + 16, seq);
+	be32_put(pl + 16, seq);
 	for (size_t i = 20; i < PAYLOAD_LEN; i += 8) {
 		x ^= x << 13;
 		x ^= x >> 7;
@@ -774,8 +762,8 @@ static void verify(int si, const struct sockaddr_in *src, uint8_t *p, size_t len
 		return;
 	}
 	t = get64(p + 12);
-	seq = get32(p + 12 + 16);
-	if (get32(p + 12 + 8) != c->id || p[12 + 12] != dir || p[12 + 13] != MAGIC0 ||
+	seq = be32_get(p + 12 + 16);
+	if (be32_get(p + 12 + 8) != c->id || p[12 + 12] != dir || p[12 + 13] != MAGIC0 ||
 	    p[12 + 14] != MAGIC1 || p[12 + 15] != MAGIC2 || seq >= c->f[dir].next_seq ||
 	    t > rx_ns) {
 		st->bad_payload++;
@@ -802,10 +790,10 @@ static void verify(int si, const struct sockaddr_in *src, uint8_t *p, size_t len
 			int32_t d = (int32_t)(seq - f->last_seq);
 			uint16_t rs = (uint16_t)(p[2] << 8 | p[3]);
 
-			if (get32(p + 8) != f->ssrc) {
+			if (be32_get(p + 8) != f->ssrc) {
 				st->ssrc_changes++;
 			} else if (rs != (uint16_t)(f->last_rtp_seq + d) ||
-				   get32(p + 4) != f->last_ts + (uint32_t)d * TS_STEP) {
+				   be32_get(p + 4) != f->last_ts + (uint32_t)d * TS_STEP) {
 				st->continuity++;
 			}
 		}
@@ -830,11 +818,11 @@ static void verify(int si, const struct sockaddr_in *src, uint8_t *p, size_t len
 		}
 		f->window |= 1ull << back;
 	}
-	if (!f->seen || (int32_t)(seq - f->last_seq) > 0 || get32(p + 8) != f->ssrc) {
+	if (!f->seen || (int32_t)(seq - f->last_seq) > 0 || be32_get(p + 8) != f->ssrc) {
 		f->last_seq = seq;
 		f->last_rtp_seq = (uint16_t)(p[2] << 8 | p[3]);
-		f->last_ts = get32(p + 4);
-		f->ssrc = get32(p + 8);
+		f->last_ts = be32_get(p + 4);
+		f->ssrc = be32_get(p + 8);
 	}
 	f->seen = true;
 	in_window = t >= g.t_ws && t < g.t_we;

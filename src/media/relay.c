@@ -18,6 +18,7 @@
  * stream's jump is then off in scale only, once per source change). */
 #include "srtpbridge/relay.h"
 #include "srtpbridge/addr.h"
+#include "srtpbridge/bytes.h"
 #include "srtpbridge/log.h"
 #include "srtpbridge/portpool.h"
 #include "srtpbridge/rtp.h"
@@ -511,7 +512,7 @@ static void drop(struct keyed *k, bool epoch_ends)
 
 static uint32_t ssrc_of(const uint8_t *p)
 {
-	return (uint32_t)p[8] << 24 | (uint32_t)p[9] << 16 | (uint32_t)p[10] << 8 | p[11];
+	return be32_get(p + 8);
 }
 
 static bool known_ssrc(const struct wleg *l, uint32_t ssrc)

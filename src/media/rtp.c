@@ -6,6 +6,7 @@
  * the end, and the rewriters repeat it, so a field they write is inside n
  * even when a caller forgot the check. */
 #include "srtpbridge/rtp.h"
+#include "srtpbridge/bytes.h"
 
 #include <errno.h>
 
@@ -32,30 +33,6 @@ enum rtcp_type {
 #define FB_FIXED	12 /* header, sender SSRC, media source SSRC */
 #define XR_FIXED	8
 
-static uint16_t rd16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void wr16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
 int rtp_parse(const uint8_t *p, size_t n, struct rtp_hdr *out)
 {
 	size_t hl, pad = 0;
@@ -70,7 +47,7 @@ int rtp_parse(const uint8_t *p, size_t n, struct rtp_hdr *out)
 		 * 32-bit words not counting this 4-byte header */
 		if (n - hl < 4)
 			return EBADMSG;
-		hl += 4 + 4 * (size_t)rd16(p + hl + 2);
+		hl += 4 + 4 * (size_t)be16_get(p + hl + 2);
 		if (n < hl)
 			return EBADMSG;
 	}
@@ -83,9 +60,9 @@ int rtp_parse(const uint8_t *p, size_t n, struct rtp_hdr *out)
 	}
 	out->pt = p[1] & 0x7f;
 	out->marker = (p[1] & 0x80) != 0;
-	out->seq = rd16(p + 2);
-	out->ts = rd32(p + 4);
-	out->ssrc = rd32(p + 8);
+	out->seq = be16_get(p + 2);
+	out->ts = be32_get(p + 4);
+	out->ssrc = be32_get(p + 8);
 	out->header_len = hl;
 	out->payload_len = n - hl - pad;
 	return 0;
@@ -100,17 +77,17 @@ bool rtp_is_rtcp(const uint8_t *p, size_t n)
 
 void rtp_set_seq(uint8_t *p, uint16_t seq)
 {
-	wr16(p + 2, seq);
+	be16_put(p + 2, seq);
 }
 
 void rtp_set_ts(uint8_t *p, uint32_t ts)
 {
-	wr32(p + 4, ts);
+	be32_put(p + 4, ts);
 }
 
 void rtp_set_ssrc(uint8_t *p, uint32_t ssrc)
 {
-	wr32(p + 8, ssrc);
+	be32_put(p + 8, ssrc);
 }
 
 /* One packet of a compound, as rtcp_next() found it. */
@@ -153,7 +130,7 @@ static bool rtcp_next(const uint8_t *p, size_t n, size_t off, struct rtcp_pkt *k
 
 	if (n - off < RTCP_HDR || p[off] >> 6 != RTP_VERSION)
 		return false;
-	len = 4 * ((size_t)rd16(p + off + 2) + 1);
+	len = 4 * ((size_t)be16_get(p + off + 2) + 1);
 	if (len > n - off)
 		return false;
 	if (p[off] & 0x20) {
@@ -248,7 +225,7 @@ static bool first_sender(const uint8_t *p, size_t n, uint32_t *ssrc)
 	default:
 		return false;
 	}
-	*ssrc = rd32(p + RTCP_HDR);
+	*ssrc = be32_get(p + RTCP_HDR);
 	return true;
 }
 
@@ -262,9 +239,9 @@ uint32_t rtcp_sender_ssrc(const uint8_t *p, size_t n)
 /* Writes to at q if what is there is from; 1 if it did. */
 static unsigned map32(uint8_t *q, uint32_t from, uint32_t to)
 {
-	if (rd32(q) != from)
+	if (be32_get(q) != from)
 		return 0;
-	wr32(q, to);
+	be32_put(q, to);
 	return 1;
 }
 
@@ -285,7 +262,7 @@ unsigned rtcp_set_sender_ssrc(uint8_t *p, size_t n, uint32_t ssrc)
 		case RTCP_RTPFB:
 		case RTCP_PSFB:
 		case RTCP_XR:
-			wr32(p + off + RTCP_HDR, ssrc);
+			be32_put(p + off + RTCP_HDR, ssrc);
 			written++;
 			break;
 		case RTCP_SDES: {

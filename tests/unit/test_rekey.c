@@ -82,11 +82,11 @@ static size_t build_rtp(uint8_t *p, uint8_t pt, uint16_t seq, uint32_t ts, uint3
 {
 	p[0] = 0x80;
 	p[1] = pt;
-	put16(p + 2, seq);
-	put32(p + 4, ts);
-	put32(p + 8, ssrc);
-	put16(p + 12, seq);
-	put16(p + 14, (uint16_t)ssrc);
+	be16_put(p + 2, seq);
+	be32_put(p + 4, ts);
+	be32_put(p + 8, ssrc);
+	be16_put(p + 12, seq);
+	be16_put(p + 14, (uint16_t)ssrc);
 	for (size_t i = 4; i < PAYLOAD_LEN; i++)
 		p[12 + i] = (uint8_t)(i * 13 + seq * 7 + pt);
 	return PKT_LEN;
@@ -97,9 +97,9 @@ static size_t build_rr(uint8_t *p, uint32_t ssrc, uint32_t about)
 {
 	p[0] = 0x81;
 	p[1] = 201;
-	put16(p + 2, 7); /* 32 bytes */
-	put32(p + 4, ssrc);
-	put32(p + 8, about);
+	be16_put(p + 2, 7); /* 32 bytes */
+	be32_put(p + 4, ssrc);
+	be32_put(p + 8, about);
 	for (size_t i = 12; i < 32; i++)
 		p[i] = (uint8_t)(i * 3);
 	return 32;
@@ -125,10 +125,10 @@ static size_t build_car(uint8_t *p, uint16_t seq, uint32_t ssrc, uint32_t idx)
 {
 	p[0] = 0x80;
 	p[1] = 0;
-	put16(p + 2, seq);
-	put32(p + 4, 160000u + 160u * idx);
-	put32(p + 8, ssrc);
-	put32(p + 12, idx);
+	be16_put(p + 2, seq);
+	be32_put(p + 4, 160000u + 160u * idx);
+	be32_put(p + 8, ssrc);
+	be32_put(p + 12, idx);
 	for (size_t i = 4; i < PAYLOAD_LEN; i++)
 		p[12 + i] = (uint8_t)(i * 13 + idx * 7);
 	return PKT_LEN;
@@ -574,7 +574,7 @@ static bool ivr_take(struct fx *f, const struct plan *pl, int timeout_ms)
 		return false;
 	assert_port(&src, &f->b_rtp);
 	assert_int_equal(got, PKT_LEN);
-	idx = get32(b + 12);
+	idx = be32_get(b + 12);
 	if (idx == PROBE_IDX)
 		fail_msg("the IVR got the packet under the retired key");
 	if (idx >= f->t.total || idx >= TALLY_MAX)
@@ -667,13 +667,13 @@ static size_t car_recv_rtp_within(struct fx *f, uint8_t *b, int timeout_ms, stru
 				 (f->p[LEG_A][0].ours.has_mki ? f->p[LEG_A][0].ours.mki_len : 0),
 			 (size_t)got);
 	if (f->seen) {
-		assert_int_equal(get32(b + 8), f->bridge_ssrc);
-		if (get16(b + 2) != (uint16_t)(f->out_seq + 1))
-			fail_msg("output sequence number %u after %u", get16(b + 2), f->out_seq);
+		assert_int_equal(be32_get(b + 8), f->bridge_ssrc);
+		if (be16_get(b + 2) != (uint16_t)(f->out_seq + 1))
+			fail_msg("output sequence number %u after %u", be16_get(b + 2), f->out_seq);
 	}
 	f->seen = true;
-	f->bridge_ssrc = get32(b + 8);
-	f->out_seq = get16(b + 2);
+	f->bridge_ssrc = be32_get(b + 8);
+	f->out_seq = be16_get(b + 2);
 	return len;
 }
 

@@ -76,11 +76,11 @@ static size_t build_rtp(uint8_t *p, uint8_t pt, bool marker, uint16_t seq, uint3
 {
 	p[0] = 0x80;
 	p[1] = (uint8_t)(pt | (marker ? 0x80 : 0));
-	put16(p + 2, seq);
-	put32(p + 4, ts);
-	put32(p + 8, ssrc);
-	put16(p + 12, seq);
-	put16(p + 14, (uint16_t)ssrc);
+	be16_put(p + 2, seq);
+	be32_put(p + 4, ts);
+	be32_put(p + 8, ssrc);
+	be16_put(p + 12, seq);
+	be16_put(p + 14, (uint16_t)ssrc);
 	for (size_t i = 4; i < PAYLOAD_LEN; i++)
 		p[12 + i] = (uint8_t)(i * 13 + seq * 7 + pt);
 	return 12 + PAYLOAD_LEN;
@@ -95,24 +95,24 @@ static size_t build_sr_sdes(uint8_t *p, uint32_t ssrc, uint32_t about)
 
 	p[n] = 0x81; /* V=2, RC=1 */
 	p[n + 1] = 200;
-	put16(p + n + 2, 12); /* 52 bytes */
-	put32(p + n + 4, ssrc);
+	be16_put(p + n + 2, 12); /* 52 bytes */
+	be32_put(p + n + 4, ssrc);
 	for (size_t i = 8; i < 28; i++) /* NTP, RTP timestamp, counts */
 		p[n + i] = (uint8_t)(i * 11 + ssrc);
-	put32(p + n + 28, about);
+	be32_put(p + n + 28, about);
 	for (size_t i = 32; i < 52; i++) /* loss, jitter, LSR, DLSR */
 		p[n + i] = (uint8_t)(i * 5);
 	n += 52;
 	p[n] = 0x81; /* V=2, SC=1 */
 	p[n + 1] = 202;
-	put32(p + n + 4, ssrc);
+	be32_put(p + n + 4, ssrc);
 	p[n + 8] = 1; /* CNAME */
 	p[n + 9] = (uint8_t)(sizeof(cname) - 1);
 	memcpy(p + n + 10, cname, sizeof(cname) - 1);
 	chunk = 10 + sizeof(cname) - 1;
 	while (chunk % 4 != 0 || p[n + chunk - 1] != 0) /* end item and padding */
 		p[n + chunk++] = 0;
-	put16(p + n + 2, (uint16_t)(chunk / 4 - 1));
+	be16_put(p + n + 2, (uint16_t)(chunk / 4 - 1));
 	return n + chunk;
 }
 
@@ -121,9 +121,9 @@ static size_t build_rr(uint8_t *p, uint32_t ssrc, uint32_t about)
 {
 	p[0] = 0x81;
 	p[1] = 201;
-	put16(p + 2, 7); /* 32 bytes */
-	put32(p + 4, ssrc);
-	put32(p + 8, about);
+	be16_put(p + 2, 7); /* 32 bytes */
+	be32_put(p + 4, ssrc);
+	be32_put(p + 8, about);
 	for (size_t i = 12; i < 32; i++)
 		p[i] = (uint8_t)(i * 3);
 	return 32;
@@ -386,18 +386,18 @@ static size_t car_recv_rtp_within(struct fx *f, int fd, uint8_t *b, int timeout_
 			 srtpctx_result_name(r), f->out_seq);
 	assert_int_equal(len + suite_get(f->o.suite)->rtp_tag_len, (size_t)got);
 	if (f->seen) {
-		assert_int_equal(get32(b + 8), f->bridge_ssrc);
-		if (get16(b + 2) != (uint16_t)(f->out_seq + 1))
-			fail_msg("output sequence number %u after %u", get16(b + 2), f->out_seq);
+		assert_int_equal(be32_get(b + 8), f->bridge_ssrc);
+		if (be16_get(b + 2) != (uint16_t)(f->out_seq + 1))
+			fail_msg("output sequence number %u after %u", be16_get(b + 2), f->out_seq);
 		/* the IVR sends 20 ms apart or faster: the clock moves on, by a
 		 * packet's 160 or less, whatever the IVR's source does */
-		if (get32(b + 4) - f->out_ts - 1 >= 160)
-			fail_msg("output timestamp %u after %u", get32(b + 4), f->out_ts);
+		if (be32_get(b + 4) - f->out_ts - 1 >= 160)
+			fail_msg("output timestamp %u after %u", be32_get(b + 4), f->out_ts);
 	}
 	f->seen = true;
-	f->bridge_ssrc = get32(b + 8);
-	f->out_seq = get16(b + 2);
-	f->out_ts = get32(b + 4);
+	f->bridge_ssrc = be32_get(b + 8);
+	f->out_seq = be16_get(b + 2);
+	f->out_ts = be32_get(b + 4);
 	return len;
 }
 
@@ -414,7 +414,7 @@ static void car_recv_relayed(struct fx *f, int fd, const uint8_t *plain, size_t 
 	assert_int_equal(b[0], plain[0]);
 	assert_int_equal(b[1], plain[1]); /* marker and PT */
 	assert_memory_equal(b + 12, plain + 12, n - 12);
-	assert_int_not_equal(f->bridge_ssrc, get32(plain + 8));
+	assert_int_not_equal(f->bridge_ssrc, be32_get(plain + 8));
 }
 
 /* Sends IVR packets until one reaches the carrier: the update is in force
@@ -434,7 +434,7 @@ static void fx_sync(struct fx *f)
 		got = car_recv_rtp_within(f, f->car, b, 50);
 		if (got) {
 			/* this one and every later one went through */
-			while (get16(b + 12) != last) {
+			while (be16_get(b + 12) != last) {
 				got = car_recv_rtp_within(f, f->car, b, WAIT_MS);
 				assert_true(got > 0);
 			}
@@ -613,11 +613,11 @@ static void ivr_rtcp_to_car(struct fx *f, int car_fd, const struct sockaddr_in *
 
 	send_to(f->ivr_rtcp, plain, n, &f->b_rtcp);
 	memcpy(want, plain, n);
-	put32(want + 4, f->bridge_ssrc);      /* SR sender */
-	put32(want + 52 + 4, f->bridge_ssrc); /* SDES chunk */
+	be32_put(want + 4, f->bridge_ssrc);	 /* SR sender */
+	be32_put(want + 52 + 4, f->bridge_ssrc); /* SDES chunk */
 	assert_int_equal(car_recv_rtcp(f, car_fd, from, b), n);
-	assert_int_equal(get32(b + 4), f->bridge_ssrc);
-	assert_int_equal(get32(b + 28), CAR_SSRC); /* a report block is no sender field */
+	assert_int_equal(be32_get(b + 4), f->bridge_ssrc);
+	assert_int_equal(be32_get(b + 28), CAR_SSRC); /* a report block is no sender field */
 	assert_memory_equal(b, want, n);
 }
 
@@ -647,7 +647,7 @@ static void srtcp_one(enum suite_id suite, bool unencrypted)
 	/* the carrier's report about srtpbridge's SSRC speaks to the IVR of its own */
 	n = build_rr(plain, CAR_SSRC, f->bridge_ssrc);
 	car_send_rtcp(f, f->car_rtcp, &f->a_rtcp, plain, n);
-	put32(plain + 8, f->ivr_ssrc);
+	be32_put(plain + 8, f->ivr_ssrc);
 	ivr_recv_exact(f->ivr_rtcp, plain, n, &f->b_rtcp);
 
 	WAIT_COUNT(f, LEG_A, RELAY_RTCP, RELAY_IN, packets, ain.packets + 4);

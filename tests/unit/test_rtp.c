@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "srtpbridge/bytes.h"
 #include "srtpbridge/rtp.h"
 
 /* The plain peer's SSRC, a remote source it reports on, a mixer's CSRC, and
@@ -20,14 +21,6 @@
 #define OURS	0xcafef00du
 
 #define B32(v)	(uint8_t)((v) >> 24), (uint8_t)((v) >> 16), (uint8_t)((v) >> 8), (uint8_t)(v)
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
 
 /* ---- RTP ---- */
 
@@ -269,8 +262,8 @@ static void test_rtcp_sr_sdes(void **state)
 
 	memcpy(p, sr_sdes, sizeof(p));
 	memcpy(want, sr_sdes, sizeof(want));
-	put32(want + 4, OURS);
-	put32(want + 56, OURS);
+	be32_put(want + 4, OURS);
+	be32_put(want + 56, OURS);
 	assert_int_equal(rtcp_set_sender_ssrc(p, sizeof(p), OURS), 2);
 	assert_memory_equal(p, want, sizeof(p));
 	assert_int_equal(rtcp_check(p, sizeof(p)), 0);
@@ -279,7 +272,7 @@ static void test_rtcp_sr_sdes(void **state)
 	/* the sender field is no source field, the report block's is */
 	assert_int_equal(rtcp_map_source_ssrc(p, sizeof(p), OURS, 1), 0);
 	assert_memory_equal(p, want, sizeof(p));
-	put32(want + 28, 0x01020304);
+	be32_put(want + 28, 0x01020304);
 	assert_int_equal(rtcp_map_source_ssrc(p, sizeof(p), REMOTE, 0x01020304), 1);
 	assert_memory_equal(p, want, sizeof(p));
 }
@@ -308,14 +301,14 @@ static void test_rtcp_rr_sdes_bye(void **state)
 
 	memcpy(p, rr_sdes_bye, sizeof(p));
 	memcpy(want, rr_sdes_bye, sizeof(want));
-	put32(want + 4, OURS);	/* RR sender */
-	put32(want + 36, OURS); /* the first chunk; the mixer's CSRC chunk stays */
-	put32(want + 76, OURS); /* the first BYE source; the CSRC stays */
+	be32_put(want + 4, OURS);  /* RR sender */
+	be32_put(want + 36, OURS); /* the first chunk; the mixer's CSRC chunk stays */
+	be32_put(want + 76, OURS); /* the first BYE source; the CSRC stays */
 	assert_int_equal(rtcp_set_sender_ssrc(p, sizeof(p), OURS), 3);
 	assert_memory_equal(p, want, sizeof(p));
 	assert_int_equal(rtcp_check(p, sizeof(p)), 0);
 
-	put32(want + 8, PLAIN);
+	be32_put(want + 8, PLAIN);
 	assert_int_equal(rtcp_map_source_ssrc(p, sizeof(p), REMOTE, PLAIN), 1);
 	assert_memory_equal(p, want, sizeof(p));
 	/* SDES and BYE hold no source fields */
@@ -342,19 +335,19 @@ static void test_rtcp_sr_two_blocks(void **state)
 	assert_int_equal(rtcp_check(sr_two_blocks, sizeof(p)), 0);
 	memcpy(p, sr_two_blocks, sizeof(p));
 	memcpy(want, sr_two_blocks, sizeof(p));
-	put32(want + 52, OURS);
+	be32_put(want + 52, OURS);
 	assert_int_equal(rtcp_map_source_ssrc(p, sizeof(p), CONTRIB, OURS), 1);
 	assert_memory_equal(p, want, sizeof(p));
-	put32(want + 28, OURS);
+	be32_put(want + 28, OURS);
 	assert_int_equal(rtcp_map_source_ssrc(p, sizeof(p), REMOTE, OURS), 1);
 	assert_memory_equal(p, want, sizeof(p));
 	/* both now match */
-	put32(want + 28, PLAIN);
-	put32(want + 52, PLAIN);
+	be32_put(want + 28, PLAIN);
+	be32_put(want + 52, PLAIN);
 	assert_int_equal(rtcp_map_source_ssrc(p, sizeof(p), OURS, PLAIN), 2);
 	assert_memory_equal(p, want, sizeof(p));
 	/* the SR's sender is written even when it already says so */
-	put32(want + 4, OURS);
+	be32_put(want + 4, OURS);
 	assert_int_equal(rtcp_set_sender_ssrc(p, sizeof(p), OURS), 1);
 	assert_int_equal(rtcp_set_sender_ssrc(p, sizeof(p), OURS), 1);
 	assert_memory_equal(p, want, sizeof(p));
@@ -378,13 +371,13 @@ static void test_rtcp_feedback(void **state)
 	assert_int_equal(rtcp_check(rr_fb, sizeof(p)), 0);
 	memcpy(p, rr_fb, sizeof(p));
 	memcpy(want, rr_fb, sizeof(p));
-	put32(want + 4, OURS);
-	put32(want + 12, OURS);
-	put32(want + 24, OURS);
+	be32_put(want + 4, OURS);
+	be32_put(want + 12, OURS);
+	be32_put(want + 24, OURS);
 	assert_int_equal(rtcp_set_sender_ssrc(p, sizeof(p), OURS), 3);
 	assert_memory_equal(p, want, sizeof(p));
-	put32(want + 16, CONTRIB);
-	put32(want + 28, CONTRIB);
+	be32_put(want + 16, CONTRIB);
+	be32_put(want + 28, CONTRIB);
 	assert_int_equal(rtcp_map_source_ssrc(p, sizeof(p), REMOTE, CONTRIB), 2);
 	assert_memory_equal(p, want, sizeof(p));
 	assert_int_equal(rtcp_check(p, sizeof(p)), 0);
@@ -427,8 +420,8 @@ static void test_rtcp_xr(void **state)
 	assert_int_equal(rtcp_sender_ssrc(rr_xr + 8, sizeof(p) - 8), PLAIN);
 	memcpy(p, rr_xr, sizeof(p));
 	memcpy(want, rr_xr, sizeof(p));
-	put32(want + 4, OURS);
-	put32(want + 12, OURS);
+	be32_put(want + 4, OURS);
+	be32_put(want + 12, OURS);
 	assert_int_equal(rtcp_set_sender_ssrc(p, sizeof(p), OURS), 2);
 	assert_memory_equal(p, want, sizeof(p));
 	/* XR report blocks hold no source field this module rewrites */
@@ -459,8 +452,8 @@ static void test_rtcp_app(void **state)
 	assert_int_equal(rtcp_sender_ssrc(sr_app + 28, 16), PLAIN);
 	memcpy(p, sr_app, sizeof(p));
 	memcpy(want, sr_app, sizeof(p));
-	put32(want + 4, OURS);
-	put32(want + 32, OURS);
+	be32_put(want + 4, OURS);
+	be32_put(want + 32, OURS);
 	assert_int_equal(rtcp_set_sender_ssrc(p, sizeof(p), OURS), 2);
 	assert_memory_equal(p, want, sizeof(p));
 	/* an APP without its name */
@@ -491,11 +484,11 @@ static void test_rtcp_unknown_type(void **state)
 	assert_int_equal(rtcp_check(rr_unknown_sdes, sizeof(p)), 0);
 	memcpy(p, rr_unknown_sdes, sizeof(p));
 	memcpy(want, rr_unknown_sdes, sizeof(p));
-	put32(want + 4, OURS);
-	put32(want + 48, OURS);
+	be32_put(want + 4, OURS);
+	be32_put(want + 48, OURS);
 	assert_int_equal(rtcp_set_sender_ssrc(p, sizeof(p), OURS), 2);
 	assert_memory_equal(p, want, sizeof(p));
-	put32(want + 8, OURS);
+	be32_put(want + 8, OURS);
 	assert_int_equal(rtcp_map_source_ssrc(p, sizeof(p), REMOTE, OURS), 1);
 	assert_memory_equal(p, want, sizeof(p));
 
@@ -507,7 +500,7 @@ static void test_rtcp_unknown_type(void **state)
 		uint8_t wq[sizeof(q)];
 
 		memcpy(wq, q, sizeof(q));
-		put32(wq + 8, OURS);
+		be32_put(wq + 8, OURS);
 		assert_int_equal(rtcp_check(q, sizeof(q)), 0);
 		assert_int_equal(rtcp_sender_ssrc(q, sizeof(q)), 0);
 		assert_int_equal(rtcp_set_sender_ssrc(q, sizeof(q), OURS), 1);
@@ -525,8 +518,8 @@ static void test_rtcp_padding(void **state)
 
 	assert_int_equal(rtcp_check(p, sizeof(p)), 0);
 	memcpy(want, p, sizeof(p));
-	put32(want + 4, OURS);
-	put32(want + 12, OURS);
+	be32_put(want + 4, OURS);
+	be32_put(want + 12, OURS);
 	assert_int_equal(rtcp_set_sender_ssrc(p, sizeof(p), OURS), 2);
 	assert_memory_equal(p, want, sizeof(p));
 

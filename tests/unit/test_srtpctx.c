@@ -15,6 +15,7 @@
 #include <cmocka.h>
 #include <srtp2/srtp.h>
 
+#include "srtpbridge/bytes.h"
 #include "srtpbridge/sdes.h"
 #include "srtpbridge/secret.h"
 #include "srtpbridge/srtpctx.h"
@@ -88,14 +89,6 @@ static void build_rtp(struct pkt *p, uint16_t seq, size_t payload_len, uint8_t f
 	p->len = 12 + payload_len;
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
 /* A compound SR + SDES(CNAME) packet, RFC 3550 sections 6.4.1 and 6.5,
  * whose CNAME is cname_len bytes long. */
 static void build_rtcp(struct pkt *p, unsigned n, size_t cname_len)
@@ -107,12 +100,12 @@ static void build_rtcp(struct pkt *p, unsigned n, size_t cname_len)
 	q[1] = 200;  /* SR */
 	q[2] = 0;
 	q[3] = 6; /* 28 bytes */
-	put32(q + 4, TEST_SSRC);
-	put32(q + 8, 0xe1234567u + n); /* NTP seconds */
-	put32(q + 12, 0x89abcdefu);    /* NTP fraction */
-	put32(q + 16, n * 160u);       /* RTP timestamp */
-	put32(q + 20, n);	       /* packet count */
-	put32(q + 24, n * 160u);       /* octet count */
+	be32_put(q + 4, TEST_SSRC);
+	be32_put(q + 8, 0xe1234567u + n); /* NTP seconds */
+	be32_put(q + 12, 0x89abcdefu);	  /* NTP fraction */
+	be32_put(q + 16, n * 160u);	  /* RTP timestamp */
+	be32_put(q + 20, n);		  /* packet count */
+	be32_put(q + 24, n * 160u);	  /* octet count */
 	q += 28;
 	/* SSRC, CNAME item, at least one null octet, padded to 32 bits */
 	chunk = (4 + 2 + cname_len + 1 + 3) & ~(size_t)3;
@@ -122,7 +115,7 @@ static void build_rtcp(struct pkt *p, unsigned n, size_t cname_len)
 	q[1] = 202;  /* SDES */
 	q[2] = (uint8_t)((sdes_len / 4 - 1) >> 8);
 	q[3] = (uint8_t)(sdes_len / 4 - 1);
-	put32(q + 4, TEST_SSRC);
+	be32_put(q + 4, TEST_SSRC);
 	q[8] = 1; /* CNAME */
 	q[9] = (uint8_t)cname_len;
 	for (size_t i = 0; i < cname_len; i++)

@@ -24,6 +24,8 @@
 
 #include <cmocka.h>
 
+#include "srtpbridge/bytes.h"
+
 /* ---- time ---- */
 
 static inline uint64_t mono_ms(void)
@@ -134,30 +136,6 @@ static inline void assert_port(const struct sockaddr_in *src, const struct socka
 {
 	assert_int_equal(src->sin_addr.s_addr, want->sin_addr.s_addr);
 	assert_int_equal(ntohs(src->sin_port), ntohs(want->sin_port));
-}
-
-/* ---- network byte order ---- */
-
-static inline void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static inline void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)(v >> 16));
-	put16(p + 2, (uint16_t)v);
-}
-
-static inline uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static inline uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)get16(p) << 16 | get16(p + 2);
 }
 
 #endif

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "srtpbridge/bytes.h"
 #include "srtpbridge/rtp.h"
 #include "srtpbridge/secret.h"
 #include "srtpbridge/srtpctx.h"
@@ -137,25 +138,6 @@ static uint64_t mono_us(void)
 static uint64_t now_v(const struct pmedia *m)
 {
 	return m->vbase + (mono_us() - m->mono0) * m->speed;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
 static uint16_t sa_port(const struct sockaddr_storage *ss)
@@ -530,9 +512,9 @@ static void send_rtp(struct pmedia *m, uint64_t slot, uint64_t now)
 
 	buf[0] = 0x80;
 	buf[1] = (uint8_t)((m->sent_any ? 0 : 0x80) | (m->p.pt & 0x7F));
-	put16(buf + 2, m->seq);
-	put32(buf + 4, m->ts0 + (uint32_t)(slot * PMEDIA_FRAME));
-	put32(buf + 8, m->ssrc);
+	be16_put(buf + 2, m->seq);
+	be32_put(buf + 4, m->ts0 + (uint32_t)(slot * PMEDIA_FRAME));
+	be32_put(buf + 8, m->ssrc);
 	if (m->f.silence) {
 		memset(buf + RTP_HEADER_MIN, tone_silence_byte(alaw), PMEDIA_FRAME);
 		m->tx_tone = TONE_SILENCE;
@@ -583,16 +565,16 @@ static void send_rtcp(struct pmedia *m, uint64_t now)
 
 	buf[0] = (uint8_t)(0x80 | (block ? 1 : 0));
 	buf[1] = sender ? RTCP_SR : RTCP_RR;
-	put32(buf + 4, m->ssrc);
+	be32_put(buf + 4, m->ssrc);
 	len = 8;
 	if (sender) {
 		uint64_t elapsed = now - m->start_v;
 
-		put32(buf + 8, (uint32_t)(ntp >> 32));
-		put32(buf + 12, (uint32_t)ntp);
-		put32(buf + 16, m->ts0 + (uint32_t)(elapsed * TONE_RATE / 1000000ULL));
-		put32(buf + 20, (uint32_t)m->st.rtp_sent);
-		put32(buf + 24, (uint32_t)m->payload_octets);
+		be32_put(buf + 8, (uint32_t)(ntp >> 32));
+		be32_put(buf + 12, (uint32_t)ntp);
+		be32_put(buf + 16, m->ts0 + (uint32_t)(elapsed * TONE_RATE / 1000000ULL));
+		be32_put(buf + 20, (uint32_t)m->st.rtp_sent);
+		be32_put(buf + 24, (uint32_t)m->payload_octets);
 		len = 28;
 	}
 	if (block) {
@@ -604,24 +586,25 @@ static void send_rtcp(struct pmedia *m, uint64_t now)
 			lost = 0;
 		if (lost > 0x7FFFFF)
 			lost = 0x7FFFFF;
-		put32(buf + len, m->rx_ssrc);
-		put32(buf + len + 4, (uint32_t)pmedia_rx_fraction(&m->rx) << 24 | (uint32_t)lost);
-		put32(buf + len + 8, pmedia_rx_ext_max(&m->rx));
-		put32(buf + len + 12, (uint32_t)m->rx.jitter);
+		be32_put(buf + len, m->rx_ssrc);
+		be32_put(buf + len + 4,
+			 (uint32_t)pmedia_rx_fraction(&m->rx) << 24 | (uint32_t)lost);
+		be32_put(buf + len + 8, pmedia_rx_ext_max(&m->rx));
+		be32_put(buf + len + 12, (uint32_t)m->rx.jitter);
 		if (m->have_lsr)
 			dlsr = (uint32_t)(((now - m->lsr_arrival_v) << 16) / 1000000ULL);
-		put32(buf + len + 16, m->have_lsr ? m->lsr : 0);
-		put32(buf + len + 20, m->have_lsr ? dlsr : 0);
+		be32_put(buf + len + 16, m->have_lsr ? m->lsr : 0);
+		be32_put(buf + len + 20, m->have_lsr ? dlsr : 0);
 		len += 24;
 	}
-	put16(buf + 2, (uint16_t)(len / 4 - 1));
+	be16_put(buf + 2, (uint16_t)(len / 4 - 1));
 
 	/* SDES with one chunk: SSRC, CNAME, end, padded to 32 bits */
 	start = len;
 	clen = strlen(m->cname);
 	buf[len] = 0x81;
 	buf[len + 1] = RTCP_SDES;
-	put32(buf + len + 4, m->ssrc);
+	be32_put(buf + len + 4, m->ssrc);
 	buf[len + 8] = SDES_CNAME;
 	buf[len + 9] = (uint8_t)clen;
 	memcpy(buf + len + 10, m->cname, clen);
@@ -629,7 +612,7 @@ static void send_rtcp(struct pmedia *m, uint64_t now)
 	do
 		buf[len++] = 0; /* the end item, then padding */
 	while (len % 4);
-	put16(buf + start + 2, (uint16_t)((len - start) / 4 - 1));
+	be16_put(buf + start + 2, (uint16_t)((len - start) / 4 - 1));
 
 	m->rtp_sent_at_prev_rtcp = m->rtp_sent_at_last_rtcp;
 	m->rtp_sent_at_last_rtcp = m->st.rtp_sent;
@@ -842,15 +825,15 @@ static void rx_rtp(struct pmedia *m, const uint8_t *pkt, size_t n, const struct 
  * what we send, and the round trip. */
 static void rx_block(struct pmedia *m, const uint8_t *b, uint64_t now)
 {
-	uint32_t lsr = get32(b + 16), dlsr = get32(b + 20);
-	int32_t cum = (int32_t)(get32(b + 4) << 8) >> 8; /* 24-bit signed */
+	uint32_t lsr = be32_get(b + 16), dlsr = be32_get(b + 20);
+	int32_t cum = (int32_t)(be32_get(b + 4) << 8) >> 8; /* 24-bit signed */
 
-	if (get32(b) != m->ssrc)
+	if (be32_get(b) != m->ssrc)
 		return;
 	m->st.peer_report = true;
 	m->st.peer_fraction_lost = b[4] / 256.0;
 	m->st.peer_cumulative_lost = cum;
-	m->st.peer_jitter_ms = get32(b + 12) / (TONE_RATE / 1000.0);
+	m->st.peer_jitter_ms = be32_get(b + 12) / (TONE_RATE / 1000.0);
 	if (lsr) {
 		uint32_t rtt = ntp_mid(ntp_of(m, now)) - lsr - dlsr;
 		double ms;
@@ -885,7 +868,7 @@ static void rx_rtcp_parse(struct pmedia *m, const uint8_t *p, size_t n, uint64_t
 			break;
 		if (q[1] == RTCP_SR && plen >= 28) {
 			m->have_lsr = true;
-			m->lsr = get32(q + 10); /* the middle 32 bits of the NTP time */
+			m->lsr = be32_get(q + 10); /* the middle 32 bits of the NTP time */
 			m->lsr_arrival_v = now;
 			at = 28;
 		} else if (q[1] == RTCP_RR && plen >= 8) {
