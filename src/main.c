@@ -155,6 +155,8 @@ static int ctl_stats(void *arg, struct control_out *o)
 	control_out_end_object(o);
 	control_out_begin_object(o, "media");
 	control_out_uint(o, "workers", rs.workers);
+	control_out_str(o, "io", relay_io_used(x->relay) == RELAY_IO_URING ? "io_uring" : "epoll");
+	control_out_uint(o, "io_uring_workers", rs.uring_workers);
 	control_out_uint(o, "sessions", rs.sessions);
 	control_out_uint(o, "batches", rs.batches);
 	control_out_uint(o, "datagrams", rs.datagrams);
@@ -236,7 +238,7 @@ static void on_beat(void *arg, unsigned worker)
 
 /* media_workers = auto: one per core online (the main thread shares one). */
 static int start_media(struct relay **out, struct event_base *base, struct daemon *d, int workers,
-		       struct beats *b)
+		       enum media_io io, struct beats *b)
 {
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned n = workers > 0 ? (unsigned)workers : cores > 0 ? (unsigned)cores : 1;
@@ -251,11 +253,23 @@ static int start_media(struct relay **out, struct event_base *base, struct daemo
 				  LF_U("workers", n));
 			return err;
 		}
-	err = relay_create(out, base, n, on_beat, b);
-	if (err)
+	err = relay_create(out, base, n,
+			   io == MEDIA_IO_URING	  ? RELAY_IO_URING
+			   : io == MEDIA_IO_EPOLL ? RELAY_IO_EPOLL
+						  : RELAY_IO_AUTO,
+			   on_beat, b);
+	if (io == MEDIA_IO_URING && (err == ENOSYS || err == EPERM || err == EINVAL))
+		LOG_ERROR(NULL,
+			  "cannot start the media workers: media_io = io_uring, which this "
+			  "kernel does not allow (5.18 or later, not disabled by "
+			  "kernel.io_uring_disabled or a seccomp filter); media_io = auto "
+			  "falls back to epoll",
+			  LF_S("error", strerror(err)));
+	else if (err)
 		LOG_ERROR(NULL, "cannot start the media workers", LF_S("error", strerror(err)));
 	else
-		LOG_INFO(NULL, "media workers started", LF_U("workers", n));
+		LOG_INFO(NULL, "media workers started", LF_U("workers", n),
+			 LF_S("io", relay_io_used(*out) == RELAY_IO_URING ? "io_uring" : "epoll"));
 	return err;
 }
 
@@ -344,7 +358,8 @@ static int run(const char *path)
 	}
 	err = daemon_create(&d, base, path, cfg);
 	if (!err) {
-		err = start_media(&relay, base, d, cfg->global.media_workers, &beats);
+		err = start_media(&relay, base, d, cfg->global.media_workers, cfg->global.media_io,
+				  &beats);
 		if (err) {
 			daemon_destroy(d); /* with the reference to cfg it took */
 			cfg = NULL;

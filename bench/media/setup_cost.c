@@ -110,7 +110,7 @@ int main(int argc, char **argv)
 	if (!s || !base || srtplib_init() || port + calls * 4 + 1003 > 65535 ||
 	    portpool_create(&pool, (uint16_t)port, (uint16_t)(port + calls * 4 + 1003), 0, NULL,
 			    NULL) ||
-	    relay_create(&r, base, workers, NULL, NULL)) {
+	    relay_create(&r, base, workers, RELAY_IO_AUTO, NULL, NULL)) {
 		fprintf(stderr, "setup_cost: cannot start\n");
 		return 2;
 	}

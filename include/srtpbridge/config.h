@@ -78,6 +78,12 @@ enum tls_verify_client {
 	TLS_CLIENT_OPTIONAL,
 	TLS_CLIENT_REQUIRE
 };
+/* The media workers' I/O (relay.h, enum relay_io: the same order). */
+enum media_io {
+	MEDIA_IO_AUTO = 0,
+	MEDIA_IO_EPOLL,
+	MEDIA_IO_URING
+};
 enum unknown_source {
 	UNKNOWN_SOURCE_DROP = 0,
 	UNKNOWN_SOURCE_403
@@ -92,6 +98,7 @@ struct config_global {
 	uint16_t metrics_port;
 	uint16_t media_port_min, media_port_max;
 	int media_workers; /* CONFIG_AUTO or 1.. */
+	enum media_io media_io;
 	int media_timeout;
 	int media_timeout_hold;
 	int max_calls; /* resolved: never CONFIG_AUTO after load */

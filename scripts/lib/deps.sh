@@ -4,7 +4,7 @@
 # What every build needs. libsrtp2 itself is built on OpenSSL from Debian's
 # source package by scripts/fetch-libsrtp2 (dpkg-dev, debian-archive-keyring).
 SRTPBRIDGE_BUILD_PACKAGES="build-essential cmake pkg-config libosip2-dev libevent-dev libssl-dev
-	libinih-dev libsystemd-dev libcmocka-dev dpkg-dev debian-archive-keyring openssl"
+	libinih-dev libsystemd-dev liburing-dev libcmocka-dev dpkg-dev debian-archive-keyring openssl"
 # What the test suite adds: clang with libFuzzer and the sanitizer runtimes,
 # clang-format, python3 for the integration tests, systemd-analyze for the
 # unit check, man for the man page check, git to list the files to format,

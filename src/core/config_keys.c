@@ -946,6 +946,7 @@ static const struct cfg_type T_REGEX = { parse_regex, free_regex, NULL };
 
 static const char *const e_log_level[] = { "error", "warn", "info", "debug", NULL };
 static const char *const e_unknown_source[] = { "drop", "403", NULL };
+static const char *const e_media_io[] = { "auto", "epoll", "io_uring", NULL };
 static const char *const e_srtp[] = { "mandatory", "optional", "off", NULL };
 static const char *const e_select[] = { "local", "offerer", NULL };
 static const char *const e_srtcp[] = { "encrypted", "unencrypted", "either", NULL };
@@ -972,6 +973,8 @@ static const struct cfg_key table[] = {
 	  "LOW-HIGH", "UDP ports for media, shared by all trunks (4 a call)" },
 	{ CONFIG_SEC_GLOBAL, "media_workers", &T_INT, G(media_workers), 0, "auto", 1, 64, NULL, CFG_AUTO | CFG_RESTART,
 	  "auto | 1-64", "media relay threads; auto = one per core" },
+	{ CONFIG_SEC_GLOBAL, "media_io", &T_ENUM, G(media_io), 0, "auto", 0, 0, e_media_io, CFG_RESTART,
+	  "auto | epoll | io_uring", "how media workers read and send; auto = io_uring where the kernel allows it, else epoll" },
 	{ CONFIG_SEC_GLOBAL, "media_timeout", &T_INT, G(media_timeout), 0, "30", 1, 86400, NULL, 0,
 	  "seconds", "hang up after this long with no RTP or RTCP from either leg while both send" },
 	{ CONFIG_SEC_GLOBAL, "media_timeout_hold", &T_INT, G(media_timeout_hold), 0, "3600", 0, 86400, NULL, 0,

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <liburing.h>
 #include <event2/event_struct.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
@@ -206,14 +207,15 @@ static struct relay_session *session_alloc(size_t n)
 	return s;
 }
 
-/* What one batch of datagrams read from a socket becomes: every packet
- * accepted goes out on the other leg's socket, so a batch leaves in one
- * sendmmsg. */
+/* What one batch of datagrams becomes. With epoll, a batch is read from
+ * one socket and every packet accepted goes out on the other leg's socket:
+ * it leaves in one sendmmsg. With io_uring, a batch is one datagram from
+ * each of up to BATCH sockets, and leaves in one submission. */
 struct out_batch {
 	struct mmsghdr msg[BATCH];
 	struct iovec iov[BATCH];
 	struct relay_counters *ctr[BATCH];
-	int fd;
+	int fd[BATCH];
 	unsigned n;
 };
 
@@ -226,6 +228,9 @@ struct worker {
 	struct relay *r;
 	unsigned idx;
 	int ep; /* epoll: the media sockets (data.ptr: their fdref), the queue's eventfd (NULL) */
+	_Atomic bool uring;   /* reads and sends through ring (enum relay_io) */
+	struct io_uring ring; /* the worker's, when uring */
+	int res[BATCH];	      /* a submission's results, by slot */
 	/* The worker's: by descriptor number below fdcap, the sockets with an
 	 * id that stay in the set between sessions (struct fdref). */
 	struct fdref *fdt;
@@ -239,7 +244,8 @@ struct worker {
 	unsigned nsessions; /* the main thread's count, to share calls out */
 	struct relay_session *sessions;		   /* the worker's */
 	_Atomic uint64_t roc_continued, roc_reset; /* peers' ROC after a re-key, as found */
-	_Atomic uint64_t batches, datagrams, late; /* recvmmsg calls, what they read, shed */
+	_Atomic uint64_t batches, datagrams,
+		late; /* recvmmsg calls or submissions, what they read, shed */
 	/* recvmmsg's buffers, and a copy of each for unprotect to work in (the
 	 * packet stays for the next try) */
 	struct mmsghdr rmsg[BATCH];
@@ -268,6 +274,7 @@ struct worker {
 
 struct relay {
 	struct event_base *main_base;
+	enum relay_io io; /* what the workers use: never AUTO */
 	/* The main thread's: by descriptor number below fdcap, 1 + the worker
 	 * whose set a socket with an id was last given to; 0 none. */
 	uint16_t *last_worker;
@@ -611,7 +618,66 @@ static enum srtpctx_result unprotect_in(struct wleg *x, enum relay_kind kind, ui
 	return SRTPCTX_OK;
 }
 
-/* ---- sending: one sendmmsg a batch ---- */
+/* ---- io_uring: operations that complete inside their submission ---- */
+
+/* Submits the n operations prepared in slots 0..n-1 (user_data: the slot)
+ * and puts their results in w->res. Each is MSG_DONTWAIT, so the kernel
+ * completes it as it is submitted, and its buffers are ours again on
+ * return: should one not have completed, this waits for it. When the ring
+ * fails, the worker goes on with epoll from its next batch (counted as
+ * failed operations here, logged once). */
+static void uring_run(struct worker *w, unsigned n)
+{
+	unsigned got = 0;
+	int ret;
+
+	do
+		ret = io_uring_submit(&w->ring);
+	while (ret == -EINTR || ret == -EAGAIN || ret == -EBUSY);
+	while (ret == (int)n && got < n) {
+		struct io_uring_cqe *cqe;
+		int err = io_uring_peek_cqe(&w->ring, &cqe);
+
+		while (err == -EAGAIN || err == -EINTR)
+			err = io_uring_wait_cqe(&w->ring, &cqe);
+		if (err) {
+			ret = err;
+			break;
+		}
+		if (cqe->user_data < n)
+			w->res[cqe->user_data] = cqe->res;
+		io_uring_cqe_seen(&w->ring, cqe);
+		got++;
+	}
+	if (got < n) {
+		for (unsigned i = 0; i < n; i++)
+			w->res[i] = -EIO;
+		w->uring = false;
+		LOG_ERROR(NULL, "io_uring failed: the media worker goes on with epoll",
+			  LF_U("worker", w->idx), LF_S("error", strerror(ret < 0 ? -ret : EIO)));
+	}
+}
+
+static struct io_uring_sqe *uring_sqe(struct worker *w, unsigned slot)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring); /* room for BATCH: never NULL */
+
+	sqe->user_data = slot;
+	return sqe;
+}
+
+/* ---- sending: one sendmmsg or submission a batch ---- */
+
+static void count_sent(struct relay_counters *c, int res, size_t len, uint64_t now)
+{
+	if (res < 0) {
+		add(&c->errors, 1);
+		return;
+	}
+	add(&c->packets, 1);
+	add(&c->bytes, len);
+	atomic_store_explicit(&c->last_ms, now, memory_order_relaxed);
+}
 
 static void out_flush(struct worker *w)
 {
@@ -619,33 +685,41 @@ static void out_flush(struct worker *w)
 	uint64_t now = w->now;
 	unsigned i = 0;
 
+	if (w->uring && b->n) {
+		for (i = 0; i < b->n; i++)
+			io_uring_prep_sendmsg(uring_sqe(w, i), b->fd[i], &b->msg[i].msg_hdr,
+					      MSG_DONTWAIT);
+		uring_run(w, b->n);
+		for (i = 0; i < b->n; i++)
+			count_sent(b->ctr[i], w->res[i], b->iov[i].iov_len, now);
+		b->n = 0;
+		return;
+	}
 	while (i < b->n) {
-		int sent = sendmmsg(b->fd, &b->msg[i], b->n - i, MSG_DONTWAIT);
+		int sent = sendmmsg(b->fd[i], &b->msg[i], b->n - i, MSG_DONTWAIT);
 
 		if (sent <= 0) { /* the first one failed: counted, the rest tried */
-			add(&b->ctr[i]->errors, 1);
+			count_sent(b->ctr[i], -1, 0, now);
 			i++;
 			continue;
 		}
-		for (int k = 0; k < sent; k++, i++) {
-			add(&b->ctr[i]->packets, 1);
-			add(&b->ctr[i]->bytes, b->iov[i].iov_len);
-			atomic_store_explicit(&b->ctr[i]->last_ms, now, memory_order_relaxed);
-		}
+		for (int k = 0; k < sent; k++, i++)
+			count_sent(b->ctr[i], 0, b->iov[i].iov_len, now);
 	}
 	b->n = 0;
 }
 
-/* Queues buf (alive until the flush) for fd; a batch holds one socket. */
+/* Queues buf (alive until the flush) for fd; with epoll, a batch holds one
+ * socket. */
 static void out_add(struct worker *w, int fd, uint8_t *buf, size_t len,
 		    const struct sockaddr_storage *to, socklen_t tolen, struct relay_counters *ctr)
 {
 	struct out_batch *b = &w->out;
 	struct mmsghdr *m;
 
-	if (b->n && (b->fd != fd || b->n == BATCH))
+	if (b->n && ((!w->uring && b->fd[0] != fd) || b->n == BATCH))
 		out_flush(w);
-	b->fd = fd;
+	b->fd[b->n] = fd;
 	b->iov[b->n] = (struct iovec){ buf, len };
 	b->ctr[b->n] = ctr;
 	m = &b->msg[b->n++];
@@ -830,43 +904,81 @@ static uint64_t waited_ms(const struct msghdr *m, const struct timespec *now)
  * that waited in its socket longer than LATE_MS is shed and counted rather
  * than relayed late: the queue is the kernel's, and an audio packet that
  * late is worse than none (rtpengine's queues reach 100 ms and more). */
-static void on_readable(struct worker *w, struct fdref *ref)
+/* The kernel wrote the lengths of the slots it filled: back to full. */
+static void slots_reset(struct worker *w)
+{
+	for (unsigned i = 0; i < w->rused; i++) {
+		w->rmsg[i].msg_hdr.msg_namelen = sizeof(w->rsrc[i]);
+		w->rmsg[i].msg_hdr.msg_controllen = sizeof(w->rctl[i]);
+	}
+	w->rused = 0;
+}
+
+/* The datagram of slot i, len bytes, read from ref's socket. */
+static void on_datagram(struct worker *w, const struct fdref *ref, unsigned i, size_t len)
 {
 	struct wleg *x = ref->l;
-	int fd = x->fd[ref->kind];
-	uint64_t now = w->now;
-	const struct timespec rt = w->rt; /* the stamps' clock */
+	const struct msghdr *h = &w->rmsg[i].msg_hdr;
+
+	if (waited_ms(h, &w->rt) > LATE_MS) {
+		add(&x->s->st[x->i].ctr[x->leg][ref->kind][RELAY_IN].late, 1);
+		add(&w->late, 1);
+		return;
+	}
+	receive(x, ref->kind, w->buf[i], len, &w->rsrc[i], h->msg_namelen, w->now, false,
+		w->copy[i]);
+}
+
+static void on_readable(struct worker *w, struct fdref *ref)
+{
+	int fd = ref->l->fd[ref->kind];
 
 	for (int round = 0; round < 2; round++) {
 		int n;
 
-		/* the kernel wrote the lengths of those it filled: back to full */
-		for (unsigned i = 0; i < w->rused; i++) {
-			w->rmsg[i].msg_hdr.msg_namelen = sizeof(w->rsrc[i]);
-			w->rmsg[i].msg_hdr.msg_controllen = sizeof(w->rctl[i]);
-		}
-		w->rused = 0;
+		slots_reset(w);
 		n = recvmmsg(fd, w->rmsg, BATCH, MSG_DONTWAIT, NULL);
 		if (n <= 0)
 			break; /* EAGAIN, or an ICMP error of an earlier send */
 		w->rused = (unsigned)n;
 		add(&w->batches, 1);
 		add(&w->datagrams, (uint64_t)n);
-		for (int i = 0; i < n; i++) {
-			const struct msghdr *h = &w->rmsg[i].msg_hdr;
-
-			if (waited_ms(h, &rt) > LATE_MS) {
-				add(&x->s->st[x->i].ctr[x->leg][ref->kind][RELAY_IN].late, 1);
-				add(&w->late, 1);
-				continue;
-			}
-			receive(x, ref->kind, w->buf[i], w->rmsg[i].msg_len, &w->rsrc[i],
-				h->msg_namelen, now, false, w->copy[i]);
-		}
+		for (int i = 0; i < n; i++)
+			on_datagram(w, ref, (unsigned)i, w->rmsg[i].msg_len);
 		out_flush(w);
 		if (n < BATCH)
 			break;
 	}
+}
+
+/* io_uring: one datagram from each of the n ready sockets of refs, read
+ * with one submission, sent with another. A socket with more waiting is
+ * ready again at the next epoll_wait (level-triggered), after the others
+ * have had their turn. */
+static void on_readable_uring(struct worker *w, struct fdref *const *refs, unsigned n)
+{
+	unsigned got = 0;
+
+	if (!w->uring) { /* the ring failed earlier in this batch */
+		for (unsigned i = 0; i < n; i++)
+			on_readable(w, refs[i]);
+		return;
+	}
+	slots_reset(w);
+	for (unsigned i = 0; i < n; i++)
+		io_uring_prep_recvmsg(uring_sqe(w, i), refs[i]->l->fd[refs[i]->kind],
+				      &w->rmsg[i].msg_hdr, MSG_DONTWAIT);
+	w->rused = n;
+	uring_run(w, n);
+	add(&w->batches, 1);
+	for (unsigned i = 0; i < n; i++) {
+		if (w->res[i] < 0)
+			continue; /* EAGAIN, or an ICMP error of an earlier send */
+		got++;
+		on_datagram(w, refs[i], i, (size_t)w->res[i]);
+	}
+	add(&w->datagrams, got);
+	out_flush(w);
 }
 
 /* ---- the worker's commands ---- */
@@ -1125,21 +1237,34 @@ static void *worker_main(void *arg)
 	while (!w->stop) {
 		int timeout = next_beat > w->now ? (int)(next_beat - w->now) : 0;
 		int n = epoll_wait(w->ep, evs, MAX_EVENTS, timeout);
+		struct fdref *ready[BATCH];
+		unsigned nready = 0;
 		bool cmd = false;
 
 		read_clocks(w);
 		for (int i = 0; i < n; i++) {
-			if (!evs[i].data.ptr) {
+			struct fdref *ref = evs[i].data.ptr;
+
+			if (!ref) {
 				cmd = true;
 				continue;
 			}
 			if (i && i % CLOCK_EVERY == 0)
 				read_clocks(w);
-			if (((struct fdref *)evs[i].data.ptr)->l)
-				on_readable(w, evs[i].data.ptr);
-			else
-				unwatch_idle(w, evs[i].data.ptr);
+			if (!ref->l) {
+				unwatch_idle(w, ref);
+			} else if (!w->uring) {
+				on_readable(w, ref);
+			} else {
+				ready[nready++] = ref;
+				if (nready == BATCH) {
+					on_readable_uring(w, ready, nready);
+					nready = 0;
+				}
+			}
 		}
+		if (nready)
+			on_readable_uring(w, ready, nready);
 		if (cmd)
 			on_cmd(w);
 		if (w->now >= next_beat) {
@@ -1197,9 +1322,37 @@ static void worker_destroy(struct worker *w)
 	worker_stop(w);
 	if (w->ep >= 0)
 		close(w->ep);
+	if (w->ring.ring_fd > 0)
+		io_uring_queue_exit(&w->ring);
 	queue_fini(&w->q);
 	free(w->fdt);
 	free(w);
+}
+
+/* A ring for BATCH operations at a time, or the errno why not. SUBMIT_ALL
+ * (5.18): an operation that fails its preparation must not leave the
+ * rest of a batch in the queue. */
+static int uring_init(struct io_uring *ring)
+{
+	struct io_uring_params p = { .flags = IORING_SETUP_SUBMIT_ALL };
+	struct io_uring_probe *probe;
+	int ret = io_uring_queue_init_params(BATCH, ring, &p);
+
+	if (ret < 0) {
+		ring->ring_fd = -1;
+		return -ret;
+	}
+	probe = io_uring_get_probe_ring(ring);
+	if (!probe || !io_uring_opcode_supported(probe, IORING_OP_RECVMSG) ||
+	    !io_uring_opcode_supported(probe, IORING_OP_SENDMSG))
+		ret = -EINVAL;
+	io_uring_free_probe(probe);
+	if (ret < 0) {
+		io_uring_queue_exit(ring);
+		ring->ring_fd = -1;
+		return -ret;
+	}
+	return 0;
 }
 
 static int worker_create(struct worker **out, struct relay *r, unsigned idx)
@@ -1213,6 +1366,15 @@ static int worker_create(struct worker **out, struct relay *r, unsigned idx)
 	w->idx = idx;
 	w->q.efd = -1;
 	w->ep = -1;
+	w->ring.ring_fd = -1;
+	if (r->io == RELAY_IO_URING) {
+		err = uring_init(&w->ring);
+		if (err) {
+			worker_destroy(w);
+			return err;
+		}
+		w->uring = true;
+	}
 	for (int i = 0; i < BATCH; i++) { /* recvmmsg's slots, once */
 		struct msghdr *h = &w->rmsg[i].msg_hdr;
 
@@ -1264,8 +1426,22 @@ static unsigned fd_capacity(void)
 	return (unsigned)rl.rlim_cur;
 }
 
+/* For RELAY_IO_AUTO: io_uring when a ring can be had (the same test as the
+ * workers', once). */
+static enum relay_io resolve_io(enum relay_io io)
+{
+	struct io_uring ring;
+
+	if (io != RELAY_IO_AUTO)
+		return io;
+	if (uring_init(&ring))
+		return RELAY_IO_EPOLL;
+	io_uring_queue_exit(&ring);
+	return RELAY_IO_URING;
+}
+
 int relay_create(struct relay **out, struct event_base *main_base, unsigned nworkers,
-		 void (*beat)(void *arg, unsigned worker), void *beat_arg)
+		 enum relay_io io, void (*beat)(void *arg, unsigned worker), void *beat_arg)
 {
 	struct relay *r = calloc(1, sizeof(*r));
 	int err;
@@ -1275,6 +1451,7 @@ int relay_create(struct relay **out, struct event_base *main_base, unsigned nwor
 	if (nworkers == 0)
 		nworkers = 1;
 	r->main_base = main_base;
+	r->io = resolve_io(io);
 	r->fdcap = fd_capacity();
 	r->last_worker = calloc(r->fdcap, sizeof(*r->last_worker));
 	if (!r->last_worker)
@@ -1307,6 +1484,24 @@ int relay_create(struct relay **out, struct event_base *main_base, unsigned nwor
 unsigned relay_workers(const struct relay *r)
 {
 	return r ? r->n : 0;
+}
+
+int relay_io_check(enum relay_io io)
+{
+	struct io_uring ring;
+	int err;
+
+	if (io != RELAY_IO_URING)
+		return 0;
+	err = uring_init(&ring);
+	if (!err)
+		io_uring_queue_exit(&ring);
+	return err;
+}
+
+enum relay_io relay_io_used(const struct relay *r)
+{
+	return r ? r->io : RELAY_IO_EPOLL;
 }
 
 void relay_destroy(struct relay *r)
@@ -1764,6 +1959,7 @@ void relay_get_stats(const struct relay *r, struct relay_stats *out)
 		out->datagrams += atomic_load_explicit(&w->datagrams, memory_order_relaxed);
 		out->late += atomic_load_explicit(&w->late, memory_order_relaxed);
 		out->sessions += w->nsessions;
+		out->uring_workers += atomic_load_explicit(&w->uring, memory_order_relaxed);
 	}
 	out->workers = r ? r->n : 0;
 }

@@ -30,6 +30,7 @@ media_ports = @MEDIA@
 media_port_quarantine = 0
 media_timeout = @TIMEOUT@
 media_timeout_hold = @HOLD@
+media_io = @IO@
 
 [trunk:carrier]
 listen = udp:127.0.0.1:@PORT@
@@ -60,13 +61,13 @@ def udp():
 
 
 class MediaTest(DaemonTestCase):
-    def start(self, timeout=30, hold=3600, lifetime=""):
+    def start(self, timeout=30, hold=3600, lifetime="", io="auto"):
         self.port, self.peer_port, self.ivr, self.ivr_peer = harness.free_ports(4)
         self.ctl_sock = self.tmp.join("ctl.sock")
         text = harness.render(CONFIG, CTL=self.ctl_sock, MEDIA=harness.free_media_range(16),
                               PORT=self.port, PEER=self.peer_port, IVR=self.ivr,
                               IVR_PEER=self.ivr_peer, TIMEOUT=timeout, HOLD=hold,
-                              LIFETIME=lifetime)
+                              LIFETIME=lifetime, IO=io)
         self.daemon = self.start_daemon(self.tmp.write("sbc.ini", text))
         self.daemon.wait_ready()
         self.ivr_sock = Peer(self, "udp", self.ivr_peer)
@@ -112,6 +113,23 @@ class MediaTest(DaemonTestCase):
 
     def test_ivr_rtp_reaches_the_carrier_as_srtp_under_our_ssrc(self):
         self.start()
+        self.relays_under_our_ssrc()
+        rc, reply = ctl(self.ctl_sock, "stats")
+        self.assertEqual(rc, 0)
+        media = reply["media"]
+        self.assertIn(media["io"], ("io_uring", "epoll"), "media_io = auto takes one")
+        self.assertEqual(media["io_uring_workers"],
+                         media["workers"] if media["io"] == "io_uring" else 0)
+
+    def test_media_io_epoll_relays_the_same(self):
+        self.start(io="epoll")
+        self.relays_under_our_ssrc()
+        rc, reply = ctl(self.ctl_sock, "stats")
+        self.assertEqual(rc, 0)
+        self.assertEqual(reply["media"]["io"], "epoll")
+        self.assertEqual(reply["media"]["io_uring_workers"], 0)
+
+    def relays_under_our_ssrc(self):
         a_port, b_port = self.call()
         # the IVR: a prompt, then a new prompt from seq 0 under a new SSRC,
         # then a jump of -30000, and an RFC 4733 event

@@ -200,6 +200,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c->global.media_port_min, 20000);
 	assert_int_equal(c->global.media_port_max, 29999);
 	assert_int_equal(c->global.media_workers, CONFIG_AUTO);
+	assert_int_equal(c->global.media_io, MEDIA_IO_AUTO);
 	/* auto = 90 % of 10000 ports / 4 */
 	assert_int_equal(c->global.max_calls, 2250);
 	assert_int_equal(c->global.drain_timeout, 300);
@@ -248,6 +249,7 @@ static void test_full(void **state)
 	assert_string_equal(c->global.metrics_host, "::1");
 	assert_int_equal(c->global.metrics_port, 9500);
 	assert_int_equal(c->global.media_workers, 3);
+	assert_int_equal(c->global.media_io, MEDIA_IO_EPOLL);
 	assert_int_equal(c->global.max_calls, 200);
 	assert_int_equal(c->global.unknown_source, UNKNOWN_SOURCE_403);
 	assert_int_equal(t->nlisten, 3);

@@ -38,6 +38,7 @@
 #include "srtpbridge/srtplib.h"
 #include "srtpbridge/suite.h"
 
+#include "relay_io_fixture.h"
 #include "srtp_fixture.h"
 #include "udp_fixture.h"
 
@@ -259,7 +260,8 @@ static struct fx *fx_init(void)
 	f->live = true;
 	f->base = event_base_new();
 	assert_non_null(f->base);
-	assert_int_equal(relay_create(&f->r, f->base, 1, NULL, NULL), 0);
+	assert_int_equal(relay_create(&f->r, f->base, 1, test_relay_io(), NULL, NULL), 0);
+	assert_relay_io(f->r);
 	assert_int_equal(portpool_create(&f->pool, base, (uint16_t)(base + 15), 0, NULL, NULL), 0);
 	assert_int_equal(media_session_create(&f->s, f->pool, f->r, "127.0.0.1", "127.0.0.1", 1),
 			 0);
@@ -1448,5 +1450,7 @@ int main(void)
 		cmocka_unit_test_teardown(epoch_audit, teardown_test),
 	};
 
+	if (test_relay_io_check())
+		return RELAY_IO_SKIPPED;
 	return cmocka_run_group_tests_name("rekey", tests, setup_group, teardown_group);
 }

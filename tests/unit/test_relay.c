@@ -29,6 +29,7 @@
 #include "srtpbridge/srtplib.h"
 #include "srtpbridge/suite.h"
 
+#include "relay_io_fixture.h"
 #include "srtp_fixture.h"
 #include "udp_fixture.h"
 
@@ -213,7 +214,8 @@ static struct fx *fx_init(struct opts o)
 	f->o = o;
 	f->base = event_base_new();
 	assert_non_null(f->base);
-	assert_int_equal(relay_create(&f->r, f->base, 1, NULL, NULL), 0);
+	assert_int_equal(relay_create(&f->r, f->base, 1, test_relay_io(), NULL, NULL), 0);
+	assert_relay_io(f->r);
 	assert_int_equal(portpool_create(&f->pool, base, (uint16_t)(base + 15), 0, NULL, NULL), 0);
 	assert_int_equal(media_session_create(&f->s, f->pool, f->r, "127.0.0.1", "127.0.0.1", 1),
 			 0);
@@ -1107,7 +1109,8 @@ static void calls_shared_over_workers(void **state)
 
 	(void)state;
 	assert_non_null(eb);
-	assert_int_equal(relay_create(&r, eb, 3, beat_count, (void *)beats), 0);
+	assert_int_equal(relay_create(&r, eb, 3, test_relay_io(), beat_count, (void *)beats), 0);
+	assert_relay_io(r);
 	assert_int_equal(relay_workers(r), 3);
 	assert_int_equal(
 		portpool_create(&pool, base, (uint16_t)(base + 4 * NCALLS - 1), 0, NULL, NULL), 0);
@@ -1317,7 +1320,8 @@ static void sockets_stay_in_a_workers_set(void **state)
 
 	(void)state;
 	assert_non_null(eb);
-	assert_int_equal(relay_create(&r, eb, 2, NULL, NULL), 0);
+	assert_int_equal(relay_create(&r, eb, 2, test_relay_io(), NULL, NULL), 0);
+	assert_relay_io(r);
 	pa = udp_socket(&pa_at);
 	pb = udp_socket(&pb_at);
 	for (int i = 0; i < NKEPT; i++)
@@ -1472,5 +1476,7 @@ int main(void)
 		cmocka_unit_test(srtp_known_answer),
 	};
 
+	if (test_relay_io_check())
+		return RELAY_IO_SKIPPED;
 	return cmocka_run_group_tests_name("relay", tests, setup_group, teardown_group);
 }
