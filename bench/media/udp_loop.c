@@ -1,7 +1,8 @@
 /* udp_loop: the media benchmark's plain UDP relay, the socket limit
  * (bench/media/README.md).
  *
- * One thread, epoll, recvmmsg and sendmmsg, nothing else: for each call a
+ * One thread, epoll, recvmmsg and sendmmsg (--io epoll, the default), or
+ * io_uring (--io io_uring, --io multishot, below), nothing else: for each call a
  * socket for side A and one for side B (kernel-chosen ports on the
  * address given); what one receives the other sends on, to the side's peer
  * (from --peers at first, then latched to the source of what that side's
@@ -9,7 +10,7 @@
  * must at least do per packet.
  *
  *   udp_loop --peers FILE --out calls.json [--cpu N] [--address 127.0.0.1]
- *            [--ports LO-HI]
+ *            [--ports LO-HI] [--io epoll|io_uring|multishot]
  *
  * FILE: one line per call, "A_ADDR B_ADDR" (the generator's own addresses,
  * ip:port). calls.json (written once the sockets are bound, keys null) is
@@ -30,6 +31,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <liburing.h>
 
 #define BATCH	32
 #define BUF_LEN 2048
@@ -108,6 +110,221 @@ static void addr_str(char *buf, size_t size, const struct sockaddr_in *a)
 	snprintf(buf, size, "%s:%u", ip, ntohs(a->sin_port));
 }
 
+/* --io multishot: io_uring alone, no epoll: one multishot recvmsg per
+ * socket over a ring of provided buffers, one sendmsg per packet from the
+ * buffer it arrived in, and one io_uring_enter for a whole round of
+ * completions. Measured beside --io io_uring, it was no better, and a
+ * relay built on it would have to cancel every socket's receive before the
+ * socket can be closed (the ring holds a reference to it). */
+#define URING_BUFS 4096 /* a power of two */
+#define URING_BGID 1
+#define TAG_SEND   1UL
+
+static struct io_uring_sqe *next_sqe(struct io_uring *ring)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+
+	if (!sqe) {
+		io_uring_submit(ring);
+		sqe = io_uring_get_sqe(ring);
+	}
+	if (!sqe)
+		die("io_uring_get_sqe", "no entry");
+	return sqe;
+}
+
+static void arm_recv(struct io_uring *ring, struct end *x, struct msghdr *shape)
+{
+	struct io_uring_sqe *sqe = next_sqe(ring);
+
+	io_uring_prep_recvmsg_multishot(sqe, x->fd, shape, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = URING_BGID;
+	io_uring_sqe_set_data(sqe, x);
+}
+
+static void run_multishot(struct end *ends, size_t n, uint64_t *rx, uint64_t *tx,
+			  uint64_t *send_errors, uint64_t *wakeups, uint64_t *batches)
+{
+	static struct msghdr smsg[URING_BUFS];
+	static struct iovec siov[URING_BUFS];
+	struct io_uring_params p = { .flags = IORING_SETUP_SINGLE_ISSUER |
+					      IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE,
+				     .cq_entries = 4 * URING_BUFS };
+	struct msghdr shape = { .msg_namelen = sizeof(struct sockaddr_in) };
+	struct io_uring_buf_reg reg = { .ring_entries = URING_BUFS, .bgid = URING_BGID };
+	struct io_uring_buf_ring *br;
+	struct io_uring ring;
+	uint8_t *bufs;
+	int r;
+
+	r = io_uring_queue_init_params(1024, &ring, &p);
+	if (r < 0)
+		die("io_uring_queue_init", strerror(-r));
+	if (posix_memalign((void **)&br, 4096, URING_BUFS * sizeof(struct io_uring_buf)) ||
+	    posix_memalign((void **)&bufs, 4096, (size_t)URING_BUFS * BUF_LEN))
+		die("out of memory", NULL);
+	io_uring_buf_ring_init(br);
+	reg.ring_addr = (uintptr_t)br;
+	r = io_uring_register_buf_ring(&ring, &reg, 0);
+	if (r < 0)
+		die("io_uring_register_buf_ring", strerror(-r));
+	for (int i = 0; i < URING_BUFS; i++)
+		io_uring_buf_ring_add(br, bufs + (size_t)i * BUF_LEN, BUF_LEN, (unsigned short)i,
+				      io_uring_buf_ring_mask(URING_BUFS), i);
+	io_uring_buf_ring_advance(br, URING_BUFS);
+	for (size_t i = 0; i < 2 * n; i++)
+		arm_recv(&ring, &ends[i], &shape);
+	while (!stop_now) {
+		struct __kernel_timespec ts = { .tv_nsec = 200000000 };
+		struct io_uring_cqe *cqe, *unused;
+		unsigned head, seen = 0, freed = 0;
+
+		io_uring_submit_and_wait_timeout(&ring, &unused, 1, &ts, NULL);
+		(*wakeups)++;
+		io_uring_for_each_cqe(&ring, head, cqe)
+		{
+			uintptr_t ud = (uintptr_t)io_uring_cqe_get_data(cqe);
+
+			seen++;
+			if (ud & TAG_SEND) {
+				unsigned bid = (unsigned)(ud >> 1);
+
+				if (cqe->res < 0)
+					(*send_errors)++;
+				else
+					(*tx)++;
+				io_uring_buf_ring_add(br, bufs + (size_t)bid * BUF_LEN, BUF_LEN,
+						      (unsigned short)bid,
+						      io_uring_buf_ring_mask(URING_BUFS),
+						      (int)freed++);
+				continue;
+			}
+			struct end *x = (struct end *)ud;
+
+			if (!(cqe->flags & IORING_CQE_F_MORE))
+				arm_recv(&ring, x, &shape);
+			if (cqe->res < 0 || !(cqe->flags & IORING_CQE_F_BUFFER))
+				continue;
+			unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+			uint8_t *buf = bufs + (size_t)bid * BUF_LEN;
+			struct io_uring_recvmsg_out *o =
+				io_uring_recvmsg_validate(buf, cqe->res, &shape);
+			struct end *y = x->other;
+			struct io_uring_sqe *sqe;
+
+			(*rx)++;
+			(*batches)++;
+			if (!o) {
+				io_uring_buf_ring_add(br, buf, BUF_LEN, (unsigned short)bid,
+						      io_uring_buf_ring_mask(URING_BUFS),
+						      (int)freed++);
+				continue;
+			}
+			if (o->namelen == sizeof(struct sockaddr_in))
+				memcpy(&x->peer, io_uring_recvmsg_name(o), sizeof(x->peer));
+			siov[bid] = (struct iovec){ io_uring_recvmsg_payload(o, &shape),
+						    io_uring_recvmsg_payload_length(o, cqe->res,
+										    &shape) };
+			smsg[bid] = (struct msghdr){ .msg_name = &y->peer,
+						     .msg_namelen = sizeof(y->peer),
+						     .msg_iov = &siov[bid],
+						     .msg_iovlen = 1 };
+			sqe = next_sqe(&ring);
+			io_uring_prep_sendmsg(sqe, y->fd, &smsg[bid], 0);
+			io_uring_sqe_set_data(sqe, (void *)(((uintptr_t)bid << 1) | TAG_SEND));
+		}
+		io_uring_cq_advance(&ring, seen);
+		if (freed)
+			io_uring_buf_ring_advance(br, (int)freed);
+	}
+	io_uring_queue_exit(&ring);
+	free(bufs);
+	free(br);
+}
+
+/* --io io_uring, as the daemon's media_io = io_uring (relay.h): epoll for
+ * readiness, then one io_uring submission reads one datagram from each
+ * ready socket and another sends them all: three system calls a round
+ * instead of two a packet. Every operation completes inline
+ * (MSG_DONTWAIT), so each submission's completions are all there on
+ * return. The daemon takes 32 sockets a submission, this up to 256. */
+#define HY_MAX 256
+static void run_uring(int ep, uint64_t *rx, uint64_t *tx, uint64_t *send_errors, uint64_t *wakeups,
+		      uint64_t *batches)
+{
+	static uint8_t hbufs[HY_MAX][BUF_LEN];
+	static struct sockaddr_in hsrc[HY_MAX];
+	static struct msghdr hin[HY_MAX], hout[HY_MAX];
+	static struct iovec hiov[HY_MAX], hoiov[HY_MAX];
+	struct epoll_event evs[HY_MAX];
+	struct io_uring ring;
+	int r = io_uring_queue_init(2 * HY_MAX, &ring, 0);
+
+	if (r < 0)
+		die("io_uring_queue_init", strerror(-r));
+	while (!stop_now) {
+		int ne = epoll_wait(ep, evs, HY_MAX, 200), nsend = 0;
+		struct io_uring_cqe *cqe;
+		unsigned head, seen = 0;
+
+		(*wakeups)++;
+		if (ne <= 0)
+			continue;
+		for (int e = 0; e < ne; e++) {
+			struct end *x = evs[e].data.ptr;
+			struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+
+			hiov[e] = (struct iovec){ hbufs[e], BUF_LEN };
+			hin[e] = (struct msghdr){ .msg_name = &hsrc[e],
+						  .msg_namelen = sizeof(hsrc[e]),
+						  .msg_iov = &hiov[e],
+						  .msg_iovlen = 1 };
+			io_uring_prep_recvmsg(sqe, x->fd, &hin[e], MSG_DONTWAIT);
+			io_uring_sqe_set_data(sqe, (void *)(uintptr_t)e);
+		}
+		io_uring_submit(&ring);
+		(*batches)++;
+		io_uring_for_each_cqe(&ring, head, cqe)
+		{
+			int e = (int)(uintptr_t)io_uring_cqe_get_data(cqe);
+			struct end *x = evs[e].data.ptr, *y = x->other;
+			struct io_uring_sqe *sqe;
+
+			seen++;
+			if (cqe->res < 0)
+				continue;
+			(*rx)++;
+			if (hin[e].msg_namelen == sizeof(struct sockaddr_in))
+				x->peer = hsrc[e];
+			hoiov[e] = (struct iovec){ hbufs[e], (size_t)cqe->res };
+			hout[e] = (struct msghdr){ .msg_name = &y->peer,
+						   .msg_namelen = sizeof(y->peer),
+						   .msg_iov = &hoiov[e],
+						   .msg_iovlen = 1 };
+			sqe = io_uring_get_sqe(&ring);
+			io_uring_prep_sendmsg(sqe, y->fd, &hout[e], MSG_DONTWAIT);
+			io_uring_sqe_set_data(sqe, NULL);
+			nsend++;
+		}
+		io_uring_cq_advance(&ring, seen);
+		if (!nsend)
+			continue;
+		io_uring_submit(&ring);
+		seen = 0;
+		io_uring_for_each_cqe(&ring, head, cqe)
+		{
+			seen++;
+			if (cqe->res < 0)
+				(*send_errors)++;
+			else
+				(*tx)++;
+		}
+		io_uring_cq_advance(&ring, seen);
+	}
+	io_uring_queue_exit(&ring);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = { { "peers", required_argument, NULL, 'p' },
@@ -115,6 +332,7 @@ int main(int argc, char **argv)
 					      { "cpu", required_argument, NULL, 'c' },
 					      { "address", required_argument, NULL, 'a' },
 					      { "ports", required_argument, NULL, 'r' },
+					      { "io", required_argument, NULL, 'i' },
 					      { "help", no_argument, NULL, 'h' },
 					      { NULL, 0, NULL, 0 } };
 	static uint8_t bufs[BATCH][BUF_LEN];
@@ -131,6 +349,7 @@ int main(int argc, char **argv)
 	FILE *f;
 	unsigned next_port = 0, last_port = 0;
 	int cpu = -1, opt, ep;
+	bool uring = false, multishot = false;
 
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
@@ -151,9 +370,15 @@ int main(int argc, char **argv)
 			    last_port < next_port || last_port > 65535)
 				die("bad --ports", optarg);
 			break;
+		case 'i':
+			multishot = !strcmp(optarg, "multishot");
+			uring = !strcmp(optarg, "io_uring");
+			if (!uring && !multishot && strcmp(optarg, "epoll"))
+				die("bad --io", optarg);
+			break;
 		case 'h':
 			printf("usage: udp_loop --peers FILE --out calls.json [--cpu N] "
-			       "[--address IP] [--ports LO-HI]\n");
+			       "[--address IP] [--ports LO-HI] [--io epoll|io_uring|multishot]\n");
 			return 0;
 		default:
 			return 2;
@@ -243,7 +468,11 @@ int main(int argc, char **argv)
 		iov[i] = (struct iovec){ bufs[i], BUF_LEN };
 		oiov[i] = (struct iovec){ bufs[i], 0 };
 	}
-	while (!stop_now) {
+	if (multishot)
+		run_multishot(ends, n, &rx, &tx, &send_errors, &wakeups, &batches);
+	else if (uring)
+		run_uring(ep, &rx, &tx, &send_errors, &wakeups, &batches);
+	while (!uring && !multishot && !stop_now) {
 		int ne = epoll_wait(ep, evs, MAX_EVS, 200);
 
 		wakeups++;
