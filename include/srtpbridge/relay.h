@@ -122,7 +122,7 @@ struct relay_stream_params {
  * RELAY_IO_URING reads one datagram from each of up to 32 ready sockets
  * with one io_uring submission and sends what they become with another
  * (every operation MSG_DONTWAIT, so each completes inside its submission):
- * about 17 % less CPU a packet on loopback (bench/media/README.md).
+ * 12 to 22 % less CPU a packet on loopback (bench/media/README.md).
  * RELAY_IO_AUTO is io_uring where the kernel allows it (5.18 or later, not
  * forbidden by a seccomp filter or kernel.io_uring_disabled), epoll
  * elsewhere. */
