@@ -15,10 +15,15 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <event2/event.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 
 #include "srtpbridge/media_session.h"
 #include "srtpbridge/portpool.h"
@@ -1454,6 +1459,75 @@ static void srtp_known_answer(void **state)
 	secret_wipe(&key.keysalt);
 }
 
+/* ---- the ring fails: the worker goes on with epoll ---- */
+
+/* From now on io_uring_enter fails with EPERM in every thread of this
+ * process, as a seccomp filter a service manager installs would make it
+ * (hence the last test). false when the kernel refuses the filter. */
+static bool forbid_io_uring_enter(void)
+{
+	struct sock_filter filter[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_enter, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof(filter) / sizeof(filter[0]), .filter = filter };
+
+	return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+	       syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog) == 0;
+}
+
+/* A worker whose ring stops working mid-call loses no packet: the batch it
+ * could not submit stays in the sockets, and the worker reads it, and all
+ * that follows, with recvmmsg and sendmmsg. */
+static void ring_failure_falls_back_to_epoll(void **state)
+{
+	struct fx *f;
+	uint8_t plain[BUF_SIZE];
+	struct relay_stats st;
+	struct relay_counts ain, bout, bin, aout;
+	size_t n;
+	const unsigned N = 5;
+
+	(void)state;
+	if (test_relay_io() != RELAY_IO_URING)
+		skip();
+	f = fx_start(defaults(SUITE_AES_CM_128_HMAC_SHA1_80)); /* sends the IVR's first packets */
+	ain = counts(f, LEG_A, RELAY_RTP, RELAY_IN);
+	bout = counts(f, LEG_B, RELAY_RTP, RELAY_OUT);
+	bin = counts(f, LEG_B, RELAY_RTP, RELAY_IN);
+	aout = counts(f, LEG_A, RELAY_RTP, RELAY_OUT);
+	for (unsigned i = 0; i < N; i++) {
+		n = car_send_rtp(f, plain);
+		ivr_recv_exact(f->ivr, plain, n, &f->b_rtp);
+	}
+	relay_get_stats(f->r, &st);
+	assert_int_equal(st.uring_workers, 1);
+	if (!forbid_io_uring_enter()) {
+		fx_fini(f);
+		skip();
+	}
+	for (unsigned i = 0; i < N; i++) {
+		n = car_send_rtp(f, plain);
+		ivr_recv_exact(f->ivr, plain, n, &f->b_rtp);
+		n = ivr_send_rtp(f, plain);
+		car_recv_relayed(f, f->car, plain, n);
+	}
+	relay_get_stats(f->r, &st);
+	assert_int_equal(st.uring_workers, 0);
+	assert_int_equal(relay_io_used(f->r), RELAY_IO_URING); /* what it was started with */
+	WAIT_COUNT(f, LEG_A, RELAY_RTP, RELAY_IN, packets, ain.packets + 2 * N);
+	WAIT_COUNT(f, LEG_B, RELAY_RTP, RELAY_OUT, packets, bout.packets + 2 * N);
+	WAIT_COUNT(f, LEG_B, RELAY_RTP, RELAY_IN, packets, bin.packets + N);
+	WAIT_COUNT(f, LEG_A, RELAY_RTP, RELAY_OUT, packets, aout.packets + N);
+	assert_int_equal(counts(f, LEG_B, RELAY_RTP, RELAY_OUT).errors, 0);
+	assert_int_equal(counts(f, LEG_A, RELAY_RTP, RELAY_OUT).errors, 0);
+	assert_nothing(f->ivr);
+	assert_nothing(f->car);
+	fx_fini(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1474,6 +1548,8 @@ int main(void)
 		cmocka_unit_test(calls_shared_over_workers),
 		cmocka_unit_test(sockets_stay_in_a_workers_set),
 		cmocka_unit_test(srtp_known_answer),
+		/* last: it forbids io_uring to the whole process */
+		cmocka_unit_test_teardown(ring_failure_falls_back_to_epoll, teardown_test),
 	};
 
 	if (test_relay_io_check())
