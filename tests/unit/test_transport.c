@@ -108,11 +108,11 @@ static void on_closed(void *arg, uint64_t conn, int err, const char *why)
 	}
 }
 
-static uint16_t free_port(void)
+static uint16_t free_port_of(int type)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int fd = socket(AF_INET, type, 0);
 
 	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
 	getsockname(fd, (struct sockaddr *)&a, &len);
@@ -120,31 +120,46 @@ static uint16_t free_port(void)
 	return ntohs(a.sin_port);
 }
 
-/* A listener trunk "srv" (tls and tcp) and a trunk "cli" whose peer it is. */
+static uint16_t free_port(void)
+{
+	return free_port_of(SOCK_STREAM);
+}
+
+/* A listener trunk "srv" (tls and tcp) and a trunk "cli" whose peer it is.
+ * A port found free can be taken by a test running beside this one before
+ * the transport binds it: then again with others, a few times. */
 static void start(struct fix *f, const char *server_cert, const char *cli_keys)
 {
 	static const struct transport_callbacks cb = { on_datagram, on_message, on_closed };
-	struct config_problems probs = { 0 };
 	char text[2048], why[256];
 
-	memset(f, 0, sizeof(*f));
-	f->tls_port = free_port();
-	f->tcp_port = free_port();
-	snprintf(text, sizeof(text),
-		 "[trunk:srv]\nlisten = tls:127.0.0.1:%u, tcp:127.0.0.1:%u\nsources = 127.0.0.0/8\n"
-		 "peers = tcp:127.0.0.1:9\ntls_certificate = %s/%s.pem\n"
-		 "tls_private_key = %s/%s.key\nroute = cli\n"
-		 "[trunk:cli]\nlisten = udp:127.0.0.1:%u\npeers = tls:127.0.0.1:%u\n"
-		 "sources = 127.0.0.0/8\n%s\n",
-		 f->tls_port, f->tcp_port, dir, server_cert, dir, server_cert, free_port(),
-		 f->tls_port, cli_keys);
-	if (config_load_buffer("/test/tp.ini", text, strlen(text),
-			       CONFIG_NO_RESOLVE | CONFIG_NO_FILES, &f->cfg, &probs))
-		fail_msg("config: %s", probs.n ? probs.v[0].msg : "?");
-	config_problems_free(&probs);
-	f->base = event_base_new();
-	if (transport_create(&f->tp, f->base, f->cfg, &cb, f, why, sizeof(why)))
-		fail_msg("transport: %s", why);
+	for (int attempt = 0;; attempt++) {
+		struct config_problems probs = { 0 };
+
+		memset(f, 0, sizeof(*f));
+		f->tls_port = free_port();
+		f->tcp_port = free_port();
+		snprintf(text, sizeof(text),
+			 "[trunk:srv]\nlisten = tls:127.0.0.1:%u, tcp:127.0.0.1:%u\nsources = "
+			 "127.0.0.0/8\n"
+			 "peers = tcp:127.0.0.1:9\ntls_certificate = %s/%s.pem\n"
+			 "tls_private_key = %s/%s.key\nroute = cli\n"
+			 "[trunk:cli]\nlisten = udp:127.0.0.1:%u\npeers = tls:127.0.0.1:%u\n"
+			 "sources = 127.0.0.0/8\n%s\n",
+			 f->tls_port, f->tcp_port, dir, server_cert, dir, server_cert,
+			 free_port_of(SOCK_DGRAM), f->tls_port, cli_keys);
+		if (config_load_buffer("/test/tp.ini", text, strlen(text),
+				       CONFIG_NO_RESOLVE | CONFIG_NO_FILES, &f->cfg, &probs))
+			fail_msg("config: %s", probs.n ? probs.v[0].msg : "?");
+		config_problems_free(&probs);
+		f->base = event_base_new();
+		if (!transport_create(&f->tp, f->base, f->cfg, &cb, f, why, sizeof(why)))
+			return;
+		config_unref(f->cfg);
+		event_base_free(f->base);
+		if (attempt == 4 || !strstr(why, strerror(EADDRINUSE)))
+			fail_msg("transport: %s", why);
+	}
 }
 
 static void stop(struct fix *f)
