@@ -282,6 +282,16 @@ static struct relay_counts counts(const struct fx *f, int leg, enum relay_kind k
 	return c;
 }
 
+/* The counters of both directions as they are before a test's packets. */
+static void baseline(const struct fx *f, enum relay_kind kind, struct relay_counts *ain,
+		     struct relay_counts *bout, struct relay_counts *bin, struct relay_counts *aout)
+{
+	*ain = counts(f, LEG_A, kind, RELAY_IN);
+	*bout = counts(f, LEG_B, kind, RELAY_OUT);
+	*bin = counts(f, LEG_B, kind, RELAY_IN);
+	*aout = counts(f, LEG_A, kind, RELAY_OUT);
+}
+
 /* Polls one counter until it reaches want (counters are bumped by the
  * worker, possibly just after the packet left). */
 static void wait_count(const struct fx *f, int leg, enum relay_kind kind, enum relay_dir dir,
@@ -547,10 +557,7 @@ static void rtp_both_ways_one_suite(enum suite_id suite)
 	const unsigned N = 20;
 
 	f = fx_start(defaults(suite));
-	ain = counts(f, LEG_A, RELAY_RTP, RELAY_IN);
-	bout = counts(f, LEG_B, RELAY_RTP, RELAY_OUT);
-	bin = counts(f, LEG_B, RELAY_RTP, RELAY_IN);
-	aout = counts(f, LEG_A, RELAY_RTP, RELAY_OUT);
+	baseline(f, RELAY_RTP, &ain, &bout, &bin, &aout);
 
 	for (unsigned i = 0; i < N; i++) {
 		n = car_send_rtp(f, plain);
@@ -638,10 +645,7 @@ static void srtcp_one(enum suite_id suite, bool unencrypted)
 
 	o.unencrypted_srtcp = unencrypted;
 	f = fx_start(o);
-	ain = counts(f, LEG_A, RELAY_RTCP, RELAY_IN);
-	bout = counts(f, LEG_B, RELAY_RTCP, RELAY_OUT);
-	bin = counts(f, LEG_B, RELAY_RTCP, RELAY_IN);
-	aout = counts(f, LEG_A, RELAY_RTCP, RELAY_OUT);
+	baseline(f, RELAY_RTCP, &ain, &bout, &bin, &aout);
 
 	for (int i = 0; i < 3; i++) {
 		/* carrier -> IVR: as the carrier sent it */
@@ -1494,10 +1498,7 @@ static void ring_failure_falls_back_to_epoll(void **state)
 	if (test_relay_io() != RELAY_IO_URING)
 		skip();
 	f = fx_start(defaults(SUITE_AES_CM_128_HMAC_SHA1_80)); /* sends the IVR's first packets */
-	ain = counts(f, LEG_A, RELAY_RTP, RELAY_IN);
-	bout = counts(f, LEG_B, RELAY_RTP, RELAY_OUT);
-	bin = counts(f, LEG_B, RELAY_RTP, RELAY_IN);
-	aout = counts(f, LEG_A, RELAY_RTP, RELAY_OUT);
+	baseline(f, RELAY_RTP, &ain, &bout, &bin, &aout);
 	for (unsigned i = 0; i < N; i++) {
 		n = car_send_rtp(f, plain);
 		ivr_recv_exact(f->ivr, plain, n, &f->b_rtp);
