@@ -155,7 +155,7 @@ static int ctl_stats(void *arg, struct control_out *o)
 	control_out_end_object(o);
 	control_out_begin_object(o, "media");
 	control_out_uint(o, "workers", rs.workers);
-	control_out_str(o, "io", relay_io_used(x->relay) == RELAY_IO_URING ? "io_uring" : "epoll");
+	control_out_str(o, "io", relay_io_name(relay_io_used(x->relay)));
 	control_out_uint(o, "io_uring_workers", rs.uring_workers);
 	control_out_uint(o, "sessions", rs.sessions);
 	control_out_uint(o, "batches", rs.batches);
@@ -269,7 +269,7 @@ static int start_media(struct relay **out, struct event_base *base, struct daemo
 		LOG_ERROR(NULL, "cannot start the media workers", LF_S("error", strerror(err)));
 	else
 		LOG_INFO(NULL, "media workers started", LF_U("workers", n),
-			 LF_S("io", relay_io_used(*out) == RELAY_IO_URING ? "io_uring" : "epoll"));
+			 LF_S("io", relay_io_name(relay_io_used(*out))));
 	return err;
 }
 

@@ -146,6 +146,8 @@ int relay_create(struct relay **out, struct event_base *main_base, unsigned nwor
 int relay_io_check(enum relay_io io);
 /* The I/O the workers use: RELAY_IO_EPOLL or RELAY_IO_URING, never AUTO. */
 enum relay_io relay_io_used(const struct relay *r);
+/* "auto", "epoll", "io_uring": the media_io values. */
+const char *relay_io_name(enum relay_io io);
 unsigned relay_workers(const struct relay *r);
 /* Stops the workers and joins them. Every session must have been removed
  * (relay_session_remove) first, as the daemon does by ending its calls: the
@@ -156,12 +158,13 @@ void relay_destroy(struct relay *r);
 /* Over all workers since start. */
 struct relay_stats {
 	unsigned workers, sessions;
-	unsigned uring_workers; /* on io_uring now: a worker whose ring failed went on with epoll */
+	/* on io_uring now: a worker whose ring failed went on with epoll */
+	unsigned uring_workers;
 	uint64_t roc_continued; /* peers that went on with their ROC at a re-key */
 	uint64_t roc_reset;	/* peers that started it again at 0 */
-	uint64_t batches,
-		datagrams; /* recvmmsg calls (io_uring: receive submissions), what they read */
-	uint64_t late;	   /* packets shed: they waited too long in their socket */
+	/* recvmmsg calls (io_uring: receive submissions), and what they read */
+	uint64_t batches, datagrams;
+	uint64_t late; /* packets shed: they waited too long in their socket */
 };
 void relay_get_stats(const struct relay *r, struct relay_stats *out);
 

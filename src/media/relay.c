@@ -35,8 +35,8 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <liburing.h>
 #include <event2/event_struct.h>
+#include <liburing.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -244,8 +244,8 @@ struct worker {
 	unsigned nsessions; /* the main thread's count, to share calls out */
 	struct relay_session *sessions;		   /* the worker's */
 	_Atomic uint64_t roc_continued, roc_reset; /* peers' ROC after a re-key, as found */
-	_Atomic uint64_t batches, datagrams,
-		late; /* recvmmsg calls or submissions, what they read, shed */
+	/* recvmmsg calls or receive submissions, what they read, what was shed */
+	_Atomic uint64_t batches, datagrams, late;
 	/* recvmmsg's buffers, and a copy of each for unprotect to work in (the
 	 * packet stays for the next try) */
 	struct mmsghdr rmsg[BATCH];
@@ -899,11 +899,6 @@ static uint64_t waited_ms(const struct msghdr *m, const struct timespec *now)
 	return 0;
 }
 
-/* Up to two batches a wake-up (then the loop serves the other sockets), each
- * read with one recvmmsg and sent with one sendmmsg. Under overload a packet
- * that waited in its socket longer than LATE_MS is shed and counted rather
- * than relayed late: the queue is the kernel's, and an audio packet that
- * late is worse than none (rtpengine's queues reach 100 ms and more). */
 /* The kernel wrote the lengths of the slots it filled: back to full. */
 static void slots_reset(struct worker *w)
 {
@@ -914,7 +909,10 @@ static void slots_reset(struct worker *w)
 	w->rused = 0;
 }
 
-/* The datagram of slot i, len bytes, read from ref's socket. */
+/* The datagram of slot i, len bytes, read from ref's socket. Under overload
+ * a packet that waited in its socket longer than LATE_MS is shed and counted
+ * rather than relayed late: the queue is the kernel's, and an audio packet
+ * that late is worse than none (rtpengine's queues reach 100 ms and more). */
 static void on_datagram(struct worker *w, const struct fdref *ref, unsigned i, size_t len)
 {
 	struct wleg *x = ref->l;
@@ -929,6 +927,8 @@ static void on_datagram(struct worker *w, const struct fdref *ref, unsigned i, s
 		w->copy[i]);
 }
 
+/* epoll: up to two batches a wake-up (then the loop serves the other
+ * sockets), each read with one recvmmsg and sent with one sendmmsg. */
 static void on_readable(struct worker *w, struct fdref *ref)
 {
 	int fd = ref->l->fd[ref->kind];
@@ -1322,7 +1322,7 @@ static void worker_destroy(struct worker *w)
 	worker_stop(w);
 	if (w->ep >= 0)
 		close(w->ep);
-	if (w->ring.ring_fd > 0)
+	if (w->ring.ring_fd >= 0)
 		io_uring_queue_exit(&w->ring);
 	queue_fini(&w->q);
 	free(w->fdt);
@@ -1426,20 +1426,6 @@ static unsigned fd_capacity(void)
 	return (unsigned)rl.rlim_cur;
 }
 
-/* For RELAY_IO_AUTO: io_uring when a ring can be had (the same test as the
- * workers', once). */
-static enum relay_io resolve_io(enum relay_io io)
-{
-	struct io_uring ring;
-
-	if (io != RELAY_IO_AUTO)
-		return io;
-	if (uring_init(&ring))
-		return RELAY_IO_EPOLL;
-	io_uring_queue_exit(&ring);
-	return RELAY_IO_URING;
-}
-
 int relay_create(struct relay **out, struct event_base *main_base, unsigned nworkers,
 		 enum relay_io io, void (*beat)(void *arg, unsigned worker), void *beat_arg)
 {
@@ -1451,7 +1437,10 @@ int relay_create(struct relay **out, struct event_base *main_base, unsigned nwor
 	if (nworkers == 0)
 		nworkers = 1;
 	r->main_base = main_base;
-	r->io = resolve_io(io);
+	/* auto: io_uring when a ring can be had (the workers' own test, once) */
+	r->io = io != RELAY_IO_AUTO		 ? io
+		: relay_io_check(RELAY_IO_URING) ? RELAY_IO_EPOLL
+						 : RELAY_IO_URING;
 	r->fdcap = fd_capacity();
 	r->last_worker = calloc(r->fdcap, sizeof(*r->last_worker));
 	if (!r->last_worker)
@@ -1502,6 +1491,11 @@ int relay_io_check(enum relay_io io)
 enum relay_io relay_io_used(const struct relay *r)
 {
 	return r ? r->io : RELAY_IO_EPOLL;
+}
+
+const char *relay_io_name(enum relay_io io)
+{
+	return io == RELAY_IO_URING ? "io_uring" : io == RELAY_IO_EPOLL ? "epoll" : "auto";
 }
 
 void relay_destroy(struct relay *r)
