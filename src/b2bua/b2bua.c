@@ -53,13 +53,15 @@
 #define LOG_MODULE "b2bua"
 
 /* RFC 3261 timer values, as the transaction layer uses them. */
-#define T1_MS	    500u
-#define T2_MS	    4000u
+#define T1_MS	     500u
+#define T2_MS	     4000u
 
-#define OUR_ALLOW   "INVITE, ACK, CANCEL, BYE, OPTIONS"
-#define NBUCKETS    (1u << 16)
-#define REASON_MAX  200
-#define CALL_ID_MAX (SIPMSG_MAX_LINE + 1) /* no Call-ID is longer than its line */
+#define OUR_ALLOW    "INVITE, ACK, CANCEL, BYE, OPTIONS"
+#define NBUCKETS     (1u << 16)
+#define REASON_MAX   200
+#define SWEEP_MS     100u		   /* the media timeout's sweep: a slice of the calls, */
+#define SWEEP_SLICES 10u		   /* each call in one of SWEEP_SLICES */
+#define CALL_ID_MAX  (SIPMSG_MAX_LINE + 1) /* no Call-ID is longer than its line */
 
 enum call_state {
 	CALL_CALLING = 0, /* leg B's INVITE is out, leg A has no final response */
@@ -192,7 +194,8 @@ struct b2bua {
 	struct txn_layer *txn;
 	struct portpool *pool;
 	struct relay *relay;
-	struct event sweep; /* once a second: the media timeout */
+	struct event sweep;    /* every SWEEP_MS: the next slice of calls */
+	struct call *sweep_at; /* where the sweep goes on; NULL: from the start */
 	struct b2bua_hooks hooks;
 	bool draining;
 	struct leg **table; /* by Call-ID */
@@ -657,6 +660,8 @@ static void call_free(struct call *c, const char *why)
 	event_del(&c->deadline);
 	event_del(&c->ring);
 	event_del(&c->failover);
+	if (b->sweep_at == c)
+		b->sweep_at = c->next;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -2702,45 +2707,61 @@ static void note_lifetimes(struct call *c)
  * no RTP or RTCP either way, for media_timeout s (media_timeout_hold while
  * a leg holds) is over, whatever signalling says: a BYE lost with a dead
  * peer would otherwise keep its ports for ever. Counted from the last
- * packet, the answer or the last media change, whichever is newest. */
+ * packet, the answer or the last media change, whichever is newest.
+ *
+ * Each call is looked at about once a second, a tenth of them every
+ * 100 ms: a whole pass reads counters that the media workers write (0.8 ms
+ * a 1000 calls, measured), and the main thread, which a media worker may
+ * share a core with, must not hold SIP or that worker's packets that long
+ * at once. */
+static void sweep_call(struct b2bua *b, struct call *c, uint64_t now)
+{
+	const struct relay_session *rs;
+	bool hold;
+	int limit;
+	uint64_t last;
+	char text[120];
+
+	if (!c->media)
+		return;
+	note_lifetimes(c);
+	if (c->state != CALL_CONFIRMED)
+		return;
+	rs = media_session_relay(c->media);
+	hold = relay_session_on_hold(rs);
+	limit = hold ? c->cfg->global.media_timeout_hold : c->cfg->global.media_timeout;
+	if (limit <= 0)
+		return;
+	last = relay_session_last_rx_ms(rs);
+	if (last < c->answer_ms)
+		last = c->answer_ms;
+	if (last < c->media_ms)
+		last = c->media_ms;
+	/* a worker's clock reading may be newer than ours */
+	if (last >= now || now - last < (uint64_t)limit * 1000u)
+		return;
+	snprintf(text, sizeof(text), "%s: no RTP or RTCP from either leg for %d s",
+		 hold ? "media_timeout_hold" : "media_timeout", limit);
+	LOG_INFO(c->id, "media timeout", LF_I("seconds", limit), LF_S("hold", hold ? "yes" : "no"));
+	b->st.media_timeouts++;
+	end_both(c, 408, text);
+}
+
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
 	struct b2bua *b = arg;
 	uint64_t now = now_ms();
-	struct call *c, *next;
+	unsigned n = b->st.calls_active / SWEEP_SLICES + 1;
 
-	for (c = b->calls; c; c = next) {
-		const struct relay_session *rs;
-		bool hold;
-		int limit;
-		uint64_t last;
-		char text[120];
+	if (!b->sweep_at)
+		b->sweep_at = b->calls;
+	/* the cursor moves before the call is looked at: ending it (or any
+	 * other call) moves the cursor on from a call that goes */
+	while (b->sweep_at && n--) {
+		struct call *c = b->sweep_at;
 
-		next = c->next;
-		if (!c->media)
-			continue;
-		note_lifetimes(c);
-		if (c->state != CALL_CONFIRMED)
-			continue;
-		rs = media_session_relay(c->media);
-		hold = relay_session_on_hold(rs);
-		limit = hold ? c->cfg->global.media_timeout_hold : c->cfg->global.media_timeout;
-		if (limit <= 0)
-			continue;
-		last = relay_session_last_rx_ms(rs);
-		if (last < c->answer_ms)
-			last = c->answer_ms;
-		if (last < c->media_ms)
-			last = c->media_ms;
-		/* a worker's clock reading may be newer than ours */
-		if (last >= now || now - last < (uint64_t)limit * 1000u)
-			continue;
-		snprintf(text, sizeof(text), "%s: no RTP or RTCP from either leg for %d s",
-			 hold ? "media_timeout_hold" : "media_timeout", limit);
-		LOG_INFO(c->id, "media timeout", LF_I("seconds", limit),
-			 LF_S("hold", hold ? "yes" : "no"));
-		b->st.media_timeouts++;
-		end_both(c, 408, text);
+		b->sweep_at = c->next;
+		sweep_call(b, c, now);
 	}
 }
 
@@ -2777,7 +2798,7 @@ int b2bua_create(struct b2bua **out, struct event_base *base, struct sipcore *si
 	if (hooks)
 		b->hooks = *hooks;
 	event_assign(&b->sweep, base, -1, EV_PERSIST, on_sweep, b);
-	event_add(&b->sweep, &(struct timeval){ .tv_sec = 1 });
+	event_add(&b->sweep, &(struct timeval){ .tv_usec = SWEEP_MS * 1000 });
 	sipcore_set_tu(sip, &tu);
 	*out = b;
 	return 0;

@@ -61,10 +61,10 @@ def udp():
 
 
 class MediaTest(DaemonTestCase):
-    def start(self, timeout=30, hold=3600, lifetime="", io="auto"):
+    def start(self, timeout=30, hold=3600, lifetime="", io="auto", media_ports=16):
         self.port, self.peer_port, self.ivr, self.ivr_peer = harness.free_ports(4)
         self.ctl_sock = self.tmp.join("ctl.sock")
-        text = harness.render(CONFIG, CTL=self.ctl_sock, MEDIA=harness.free_media_range(16),
+        text = harness.render(CONFIG, CTL=self.ctl_sock, MEDIA=harness.free_media_range(media_ports),
                               PORT=self.port, PEER=self.peer_port, IVR=self.ivr,
                               IVR_PEER=self.ivr_peer, TIMEOUT=timeout, HOLD=hold,
                               LIFETIME=lifetime, IO=io)
@@ -215,6 +215,40 @@ class MediaTest(DaemonTestCase):
         self.daemon.wait_for_log(msg="media timeout")
         rc, reply = ctl(self.ctl_sock, "stats")
         self.assertEqual(reply["calls"]["media_timeouts"], 1)
+
+    def test_media_timeout_reaches_every_call(self):
+        # the sweep looks at a tenth of the calls every 100 ms: every silent
+        # call still ends, once, media_timeout after its answer and not before
+        n, timeout = 12, 4
+        self.start(timeout=timeout, media_ports=4 * n + 8)
+        answered = {}
+        for _ in range(n):
+            self.carrier = Carrier(self.carrier_sock, self.port)
+            self.call()
+            answered[self.carrier.call_id] = time.monotonic()
+        deadline = max(answered.values()) + timeout + 3
+        ended = {}
+        for sock in (self.carrier_sock, self.ivr_sock):
+            ids = set()
+            while len(ids) < n:
+                bye, _, hdrs, _ = sock.expect(lambda f, h, b: f.startswith("BYE "), "BYE",
+                                              timeout=max(0.1, deadline - time.monotonic()))
+                sock.send(respond(bye, 200, "OK"))
+                self.assertRegex(hdrs["reason"][0], r'^SIP;cause=408;text="media_timeout: ')
+                ids.add(hdrs["call-id"][0])
+                if sock is self.carrier_sock:
+                    ended.setdefault(hdrs["call-id"][0], time.monotonic())
+        self.assertEqual(set(ended), set(answered))
+        for cid, t in ended.items():
+            self.assertGreaterEqual(t - answered[cid], timeout - 0.5, "not before its time")
+        end = time.monotonic() + 5  # our 200s to the BYEs end the calls
+        while True:
+            rc, reply = ctl(self.ctl_sock, "stats")
+            if reply["calls_active"] == 0 or time.monotonic() > end:
+                break
+            time.sleep(0.02)
+        self.assertEqual(reply["calls_active"], 0)
+        self.assertEqual(reply["calls"]["media_timeouts"], n)
 
     def test_packets_keep_the_call_up(self):
         self.start(timeout=2)
