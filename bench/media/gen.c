@@ -138,8 +138,17 @@ struct dir_stats {
 	struct hist lat, rlat;
 };
 
+/* --series: what the packets sent in one slice of the window met, to tell
+ * a stall (one slice, then a decay) from a steady queue or a periodic
+ * disturbance. */
+#define SLICE_NS 10000000ull /* = 10 ms */
+struct tslice {
+	uint32_t n, over;	/* received; of them, over max-p99 (2 ms) */
+	uint32_t max_us;
+};
+
 struct cfg {
-	const char *calls_path, *json_path;
+	const char *calls_path, *json_path, *series_path;
 	int cpu;
 	double seconds, warmup, drain, tick_us, max_lag_us;
 	bool quiet;
@@ -165,6 +174,8 @@ static struct {
 	struct hist lag;
 	int64_t rt_minus_mono; /* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
 	uint64_t t_ws, t_we;   /* measured window, CLOCK_MONOTONIC ns */
+	struct tslice *series;  /* --series: the window in SLICE_NS of send time */
+	size_t nslices;
 } g;
 
 static volatile sig_atomic_t stop_now;
@@ -730,6 +741,7 @@ static void verify(int si, const struct sockaddr_in *src, uint8_t *p, size_t len
 	int side, dir;
 	uint64_t t;
 	bool in_window;
+	int64_t lat;
 
 	if (!map_get(src, &v)) {
 		g.unknown_source++;
@@ -832,8 +844,18 @@ static void verify(int si, const struct sockaddr_in *src, uint8_t *p, size_t len
 	f->received_w++;
 	/* the latency: when the relay's datagram reached our socket (the
 	 * kernel's timestamp); and when we read it, up to a tick later */
-	hist_add(&st->lat, krx_ns ? krx_ns - g.rt_minus_mono - (int64_t)t : (int64_t)(rx_ns - t));
+	lat = krx_ns ? krx_ns - g.rt_minus_mono - (int64_t)t : (int64_t)(rx_ns - t);
+	hist_add(&st->lat, lat);
 	hist_add(&st->rlat, (int64_t)(rx_ns - t));
+	if (g.series && (t - g.t_ws) / SLICE_NS < g.nslices) {
+		struct tslice *sl = &g.series[(t - g.t_ws) / SLICE_NS];
+		uint32_t us = lat > 0 ? (uint32_t)(lat / 1000) : 0;
+
+		sl->n++;
+		sl->over += us >= 2000;
+		if (us > sl->max_us)
+			sl->max_us = us;
+	}
 }
 
 static void receive(int si)
@@ -987,15 +1009,17 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: gen --calls calls.json [--cpu N] [--seconds S] [--warmup S] [--drain S]\n"
-		"           [--tick-us U] [--max-lag-us U] [--json OUT]\n"
+		"           [--tick-us U] [--max-lag-us U] [--json OUT] [--series CSV]\n"
 		"  --calls FILE   the calls (bench/media/README.md: calls.json)\n"
 		"  --cpu N        pin to CPU N (sched_setaffinity)\n"
 		"  --seconds S    measured window (default 10)\n"
 		"  --warmup S     sending before the window (default 2)\n"
 		"  --drain S      receiving after the last send (default 1)\n"
-		"  --tick-us U    wake every U us (>= 50, default 1000): read, send what is due\n"
+		"  --tick-us U    wake every U us (>= 50, default 250): read, send what is due\n"
 		"  --max-lag-us U a send due more than U us ago is skipped (default 2000)\n"
 		"  --json OUT     write the result there (default: stdout)\n"
+		"  --series CSV   per 10 ms of send time in the window, both directions:\n"
+		"                 packets received, of them 2 ms or later, the latest (us)\n"
 		"  --quiet        no progress lines on stderr\n");
 }
 
@@ -1019,6 +1043,7 @@ int main(int argc, char **argv)
 					      { "json", required_argument, NULL, 'j' },
 					      { "tick-us", required_argument, NULL, 't' },
 					      { "max-lag-us", required_argument, NULL, 'l' },
+					      { "series", required_argument, NULL, 'S' },
 					      { "quiet", no_argument, NULL, 'q' },
 					      { "help", no_argument, NULL, 'h' },
 					      { NULL, 0, NULL, 0 } };
@@ -1035,7 +1060,7 @@ int main(int argc, char **argv)
 			      .seconds = 10,
 			      .warmup = 2,
 			      .drain = 1,
-			      .tick_us = 1000,
+			      .tick_us = 250,
 			      .max_lag_us = 2000 };
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
@@ -1062,6 +1087,9 @@ int main(int argc, char **argv)
 			break;
 		case 'j':
 			g.cfg.json_path = optarg;
+			break;
+		case 'S':
+			g.cfg.series_path = optarg;
 			break;
 		case 'q':
 			g.cfg.quiet = true;
@@ -1108,6 +1136,12 @@ int main(int argc, char **argv)
 	max_lag_ns = (uint64_t)(g.cfg.max_lag_us * 1000);
 	g.t_ws = t0 + (uint64_t)(g.cfg.warmup * 1e9);
 	g.t_we = g.t_ws + (uint64_t)(g.cfg.seconds * 1e9);
+	if (g.cfg.series_path) {
+		g.nslices = (g.t_we - g.t_ws + SLICE_NS - 1) / SLICE_NS;
+		g.series = calloc(g.nslices, sizeof(*g.series));
+		if (!g.series)
+			die("out of memory");
+	}
 	t_end = g.t_we + (uint64_t)(g.cfg.drain * 1e9);
 	getrusage(RUSAGE_SELF, &ru0);
 	next_tick = t0;
@@ -1200,6 +1234,18 @@ int main(int argc, char **argv)
 	fprintf(out, "\n  }\n}\n");
 	if (out != stdout)
 		fclose(out);
+	if (g.series) {
+		FILE *f = fopen(g.cfg.series_path, "w");
+
+		if (!f)
+			die("cannot write %s", g.cfg.series_path);
+		fprintf(f, "ms,received,over_2ms,max_us\n");
+		for (size_t i = 0; i < g.nslices; i++)
+			fprintf(f, "%zu,%" PRIu32 ",%" PRIu32 ",%" PRIu32 "\n", i * 10,
+				g.series[i].n, g.series[i].over, g.series[i].max_us);
+		fclose(f);
+		free(g.series);
+	}
 	for (size_t i = 0; i < g.ncalls; i++)
 		for (int s = 0; s < 2; s++) {
 			srtpctx_destroy(g.calls[i].s[s].tx);
