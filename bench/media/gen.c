@@ -143,7 +143,7 @@ struct dir_stats {
  * disturbance. */
 #define SLICE_NS 10000000ull /* = 10 ms */
 struct tslice {
-	uint32_t n, over;	/* received; of them, over max-p99 (2 ms) */
+	uint32_t n, over; /* received; of them, over max-p99 (2 ms) */
 	uint32_t max_us;
 };
 
@@ -174,7 +174,7 @@ static struct {
 	struct hist lag;
 	int64_t rt_minus_mono; /* CLOCK_REALTIME - CLOCK_MONOTONIC, ns */
 	uint64_t t_ws, t_we;   /* measured window, CLOCK_MONOTONIC ns */
-	struct tslice *series;  /* --series: the window in SLICE_NS of send time */
+	struct tslice *series; /* --series: the window in SLICE_NS of send time */
 	size_t nslices;
 } g;
 
