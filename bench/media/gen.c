@@ -143,7 +143,7 @@ struct dir_stats {
  * disturbance. */
 #define SLICE_NS 10000000ull /* = 10 ms */
 struct tslice {
-	uint32_t n, over; /* received; of them, over max-p99 (2 ms) */
+	uint32_t n, over; /* received; of them, 2 ms or later */
 	uint32_t max_us;
 };
 
@@ -742,6 +742,7 @@ static void verify(int si, const struct sockaddr_in *src, uint8_t *p, size_t len
 	uint64_t t;
 	bool in_window;
 	int64_t lat;
+	uint64_t slice;
 
 	if (!map_get(src, &v)) {
 		g.unknown_source++;
@@ -847,8 +848,9 @@ static void verify(int si, const struct sockaddr_in *src, uint8_t *p, size_t len
 	lat = krx_ns ? krx_ns - g.rt_minus_mono - (int64_t)t : (int64_t)(rx_ns - t);
 	hist_add(&st->lat, lat);
 	hist_add(&st->rlat, (int64_t)(rx_ns - t));
-	if (g.series && (t - g.t_ws) / SLICE_NS < g.nslices) {
-		struct tslice *sl = &g.series[(t - g.t_ws) / SLICE_NS];
+	slice = (t - g.t_ws) / SLICE_NS;
+	if (g.series && slice < g.nslices) {
+		struct tslice *sl = &g.series[slice];
 		uint32_t us = lat > 0 ? (uint32_t)(lat / 1000) : 0;
 
 		sl->n++;

@@ -53,15 +53,18 @@
 #define LOG_MODULE "b2bua"
 
 /* RFC 3261 timer values, as the transaction layer uses them. */
-#define T1_MS	     500u
-#define T2_MS	     4000u
+#define T1_MS	    500u
+#define T2_MS	    4000u
 
-#define OUR_ALLOW    "INVITE, ACK, CANCEL, BYE, OPTIONS"
-#define NBUCKETS     (1u << 16)
-#define REASON_MAX   200
-#define SWEEP_MS     100u		   /* the media timeout's sweep: a slice of the calls, */
-#define SWEEP_SLICES 10u		   /* each call in one of SWEEP_SLICES */
-#define CALL_ID_MAX  (SIPMSG_MAX_LINE + 1) /* no Call-ID is longer than its line */
+#define OUR_ALLOW   "INVITE, ACK, CANCEL, BYE, OPTIONS"
+#define NBUCKETS    (1u << 16)
+#define REASON_MAX  200
+#define CALL_ID_MAX (SIPMSG_MAX_LINE + 1) /* no Call-ID is longer than its line */
+
+/* The media timeout's sweep (on_sweep): a slice of the calls every
+ * SWEEP_MS, each call in one of SWEEP_SLICES slices. */
+#define SWEEP_MS     100u
+#define SWEEP_SLICES 10u
 
 enum call_state {
 	CALL_CALLING = 0, /* leg B's INVITE is out, leg A has no final response */
@@ -2714,7 +2717,7 @@ static void note_lifetimes(struct call *c)
  * a 1000 calls, measured), and the main thread, which a media worker may
  * share a core with, must not hold SIP or that worker's packets that long
  * at once. */
-static void sweep_call(struct b2bua *b, struct call *c, uint64_t now)
+static void sweep_call(struct call *c, uint64_t now)
 {
 	const struct relay_session *rs;
 	bool hold;
@@ -2743,7 +2746,7 @@ static void sweep_call(struct b2bua *b, struct call *c, uint64_t now)
 	snprintf(text, sizeof(text), "%s: no RTP or RTCP from either leg for %d s",
 		 hold ? "media_timeout_hold" : "media_timeout", limit);
 	LOG_INFO(c->id, "media timeout", LF_I("seconds", limit), LF_S("hold", hold ? "yes" : "no"));
-	b->st.media_timeouts++;
+	c->b2b->st.media_timeouts++;
 	end_both(c, 408, text);
 }
 
@@ -2761,7 +2764,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 		struct call *c = b->sweep_at;
 
 		b->sweep_at = c->next;
-		sweep_call(b, c, now);
+		sweep_call(c, now);
 	}
 }
 
