@@ -101,6 +101,8 @@ struct transport_stats {
 	uint64_t accepted, refused, closed;
 	uint64_t oversize, framing_errors, tls_failures;
 	uint64_t datagrams_in, messages_in, sent;
+	/* accept() paused for lack of descriptors or memory (accept_backoff.h) */
+	uint64_t accept_pauses;
 };
 void transport_get_stats(const struct transport *t, struct transport_stats *out);
 

@@ -16,6 +16,7 @@
 #include <event2/listener.h>
 
 #include "srtpbridge/control.h"
+#include "srtpbridge/accept_backoff.h"
 #include "srtpbridge/log.h"
 
 #define LOG_MODULE "ctl"
@@ -918,7 +919,7 @@ struct client {
 
 struct control {
 	struct event_base *base;
-	struct evconnlistener *listener;
+	struct accept_backoff *listener; /* owns the evconnlistener */
 	struct control_providers p;
 	char *path;
 	dev_t dev;
@@ -1073,12 +1074,6 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	bufferevent_enable(cl->bev, EV_READ);
 }
 
-static void on_listener_error(struct evconnlistener *l, void *arg)
-{
-	/* EMFILE and the like: libevent retries on the next readable event. */
-	LOG_WARN(NULL, "accept failed", LF_S("error", strerror(EVUTIL_SOCKET_ERROR())));
-}
-
 /* Binds fd to path; a socket file nobody listens on any more is replaced. */
 static int bind_path(int fd, const struct sockaddr_un *sa, char *why, size_t whysz)
 {
@@ -1123,7 +1118,9 @@ int control_create(struct control **out, struct event_base *base, const char *pa
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct control *c = NULL;
+	struct evconnlistener *l;
 	struct stat st;
+	char name[sizeof(sa.sun_path) + 8];
 	bool bound = false;
 	int fd = -1, err = 0;
 
@@ -1163,15 +1160,22 @@ int control_create(struct control **out, struct event_base *base, const char *pa
 	}
 	c->dev = st.st_dev;
 	c->ino = st.st_ino;
-	c->listener = evconnlistener_new(base, on_accept, c,
-					 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16, fd);
-	if (!c->listener) {
+	/* accept_backoff_attach() sets the callbacks: out of descriptors, the
+	 * listener pauses rather than spinning the loop that carries SIP. */
+	l = evconnlistener_new(base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16,
+			       fd);
+	if (!l) {
 		err = errno ? errno : ENOMEM;
 		snprintf(why, whysz, "cannot listen on %s: %s", path, strerror(err));
 		goto out;
 	}
 	fd = -1; /* the listener's now */
-	evconnlistener_set_error_cb(c->listener, on_listener_error);
+	snprintf(name, sizeof(name), "control:%s", path);
+	err = accept_backoff_attach(&c->listener, l, on_accept, c, name);
+	if (err) {
+		snprintf(why, whysz, "out of memory");
+		goto out;
+	}
 	LOG_DEBUG(NULL, "control socket listening", LF_S("path", path));
 out:
 	if (fd >= 0)
@@ -1206,7 +1210,7 @@ void control_destroy(struct control *c)
 		client_free(cl);
 	}
 	if (c->listener) {
-		evconnlistener_free(c->listener);
+		accept_backoff_free(c->listener);
 		/* A newer daemon may have taken the path over: leave its socket be. */
 		if (lstat(c->path, &st) == 0 && st.st_dev == c->dev && st.st_ino == c->ino)
 			unlink(c->path);

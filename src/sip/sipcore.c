@@ -539,7 +539,11 @@ void sipcore_drain(struct sipcore *s)
 
 void sipcore_get_stats(const struct sipcore *s, struct sipcore_stats *out)
 {
+	struct transport_stats ts;
+
 	*out = s->st;
+	transport_get_stats(s->tp, &ts);
+	out->accept_pauses = ts.accept_pauses;
 }
 
 void sipcore_set_tu(struct sipcore *s, const struct sipcore_tu *tu)

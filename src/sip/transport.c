@@ -4,6 +4,7 @@
  * deadline moves with its state, so thousands of idle connections cost no
  * wake-ups. */
 #include "srtpbridge/transport.h"
+#include "srtpbridge/accept_backoff.h"
 #include "srtpbridge/addr.h"
 #include "srtpbridge/log.h"
 #include "srtpbridge/sipframe.h"
@@ -42,7 +43,7 @@ struct transport_local {
 	char name[80]; /* udp:127.0.0.1:5060, for logs */
 	int fd;	       /* UDP socket */
 	struct event *ev;
-	struct evconnlistener *listener;  /* TCP/TLS */
+	struct accept_backoff *listener;  /* TCP/TLS; owns the evconnlistener */
 	SSL_CTX *tls;			  /* TLS server context */
 	const struct config_trunk *trunk; /* the first trunk listening here */
 };
@@ -578,6 +579,8 @@ static void grow_buffers(const struct transport_local *loc)
 
 static int bind_local(struct transport *t, struct transport_local *loc, char *why, size_t whysz)
 {
+	const unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;
+	struct evconnlistener *l;
 	int fd;
 
 	snprintf(loc->name, sizeof(loc->name), "%s:", tp_names[loc->tp]);
@@ -602,13 +605,17 @@ static int bind_local(struct transport *t, struct transport_local *loc, char *wh
 	}
 	if (loc->tp == SIP_TP_TLS && tlsctx_server_create(&loc->tls, loc->trunk, why, whysz))
 		return EINVAL;
-	loc->listener = evconnlistener_new_bind(
-		t->base, on_accept, loc,
-		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 128,
-		(const struct sockaddr *)&loc->addr, (int)loc->addrlen);
-	if (!loc->listener) {
+	/* accept_backoff_attach() sets the callbacks: out of descriptors, the
+	 * listener pauses rather than spinning the loop that carries SIP. */
+	l = evconnlistener_new_bind(t->base, NULL, NULL, flags, 128,
+				    (const struct sockaddr *)&loc->addr, (int)loc->addrlen);
+	if (!l) {
 		snprintf(why, whysz, "cannot listen on %s: %s", loc->name, strerror(errno));
 		return EADDRINUSE;
+	}
+	if (accept_backoff_attach(&loc->listener, l, on_accept, loc, loc->name)) {
+		snprintf(why, whysz, "out of memory");
+		return ENOMEM;
 	}
 	return 0;
 }
@@ -686,7 +693,7 @@ void transport_stop_listening(struct transport *t)
 {
 	for (size_t i = 0; i < t->nlocals; i++)
 		if (t->locals[i].listener)
-			evconnlistener_disable(t->locals[i].listener);
+			accept_backoff_stop(t->locals[i].listener);
 }
 
 void transport_destroy(struct transport *t)
@@ -703,8 +710,7 @@ void transport_destroy(struct transport *t)
 			event_free(loc->ev);
 		if (loc->fd >= 0)
 			close(loc->fd);
-		if (loc->listener)
-			evconnlistener_free(loc->listener);
+		accept_backoff_free(loc->listener);
 		SSL_CTX_free(loc->tls);
 	}
 	for (size_t i = 0; t->clients && i < t->cfg->ntrunks; i++)
@@ -823,6 +829,9 @@ void transport_conn_alias(struct transport *t, uint64_t conn, const struct socka
 void transport_get_stats(const struct transport *t, struct transport_stats *out)
 {
 	*out = t->st;
+	out->accept_pauses = 0; /* each listener counts its own */
+	for (size_t i = 0; i < t->nlocals; i++)
+		out->accept_pauses += accept_backoff_pauses(t->locals[i].listener);
 }
 
 void transport_set_limits(struct transport *t, const struct transport_limits *l)
