@@ -124,6 +124,7 @@ static int ctl_stats(void *arg, struct control_out *o)
 	struct sipcore_stats st;
 	struct b2bua_stats bs;
 	struct relay_stats rs;
+	unsigned long fds_open, fds_limit;
 
 	sipcore_get_stats(x->sip, &st);
 	b2bua_get_stats(x->b2b, &bs);
@@ -170,6 +171,13 @@ static int ctl_stats(void *arg, struct control_out *o)
 	control_out_uint(o, "busy", portpool_busy_count(x->pool));
 	/* sockets held open (kept bound across calls): the fds media takes */
 	control_out_uint(o, "open", portpool_open_count(x->pool));
+	/* pairs whose idle sockets were closed because descriptors ran out */
+	control_out_uint(o, "fd_reclaims", portpool_fd_reclaims(x->pool));
+	control_out_end_object(o);
+	daemon_fds_now(&fds_open, &fds_limit);
+	control_out_begin_object(o, "fds");
+	control_out_uint(o, "open", fds_open);
+	control_out_uint(o, "limit", fds_limit);
 	control_out_end_object(o);
 	control_out_begin_object(o, "sip");
 	control_out_uint(o, "requests", st.requests);
@@ -298,6 +306,7 @@ static int run(const char *path)
 					   .drain = ctl_drain,
 					   .arg = &ctx };
 	struct control *ctl = NULL;
+	struct daemon_fds fds;
 	const char *ctl_path;
 	char why[256];
 	int err;
@@ -342,9 +351,13 @@ static int run(const char *path)
 		srtplib_shutdown();
 		return 1;
 	}
+	/* before the media workers size their descriptor tables on the limit */
+	daemon_fd_limit(cfg, &fds);
 	/* media_ports is a restart key: the pool lives as long as the process */
 	err = portpool_create(&pool, cfg->global.media_port_min, cfg->global.media_port_max,
 			      (unsigned)cfg->global.media_port_quarantine, NULL, NULL);
+	if (!err && fds.media < portpool_total(pool))
+		portpool_set_open_max(pool, (unsigned)fds.media);
 	if (err)
 		snprintf(why, sizeof(why), "cannot create the media port pool: %s", strerror(err));
 	else
@@ -403,7 +416,8 @@ static int run(const char *path)
 			 LF_S("reason", why));
 	daemon_ready(d);
 	LOG_INFO(NULL, "ready", LF_U("trunks", daemon_config(d)->ntrunks),
-		 LF_I("max_calls", daemon_config(d)->global.max_calls));
+		 LF_I("max_calls", daemon_config(d)->global.max_calls),
+		 LF_U("fd_limit", fds.limit));
 	event_base_dispatch(base);
 	control_destroy(ctl);
 	b2bua_destroy(b2b);

@@ -25,6 +25,23 @@ int daemon_create(struct daemon **out, struct event_base *base, const char *conf
 		  struct config *cfg);
 void daemon_destroy(struct daemon *d); /* NULL-safe */
 
+/* The descriptors the process may open, against what its config can take:
+ * every port of media_ports (the pool keeps a socket open per port it has
+ * used), TRANSPORT_MAX_CONNS SIP connections and a reserve. */
+struct daemon_fds {
+	unsigned long limit;  /* RLIMIT_NOFILE's soft limit, raised */
+	unsigned long wanted; /* what the config can take */
+	unsigned long calls;  /* calls with one stream the limit holds at once */
+	unsigned long media;  /* the port pool's share (portpool_set_open_max) */
+};
+/* Raises the soft RLIMIT_NOFILE to the hard limit (epoll, no select(): a
+ * high limit costs nothing) and logs one warning, in words, when it is
+ * still below wanted. Call before the media workers size their tables on it. */
+void daemon_fd_limit(const struct config *cfg, struct daemon_fds *out);
+/* The descriptors open now and the soft limit, for stats: the limit as
+ * daemon_fd_limit left it; open 0 when /proc cannot be read. */
+void daemon_fds_now(unsigned long *open, unsigned long *limit);
+
 /* Sends READY=1 and arms the watchdog; call once everything is bound. */
 void daemon_ready(struct daemon *d);
 

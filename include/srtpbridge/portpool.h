@@ -78,9 +78,13 @@ void portpool_destroy(struct portpool *p);
  * while free (unless portpool_set_drain turned that off); else one never opened, or one open on another address, opened
  * and bound now. Pairs whose RTP or RTCP port is in use elsewhere are
  * marked busy and the next is tried, never more pairs than were free at the
- * call. ENOSPC when no pair could be bound (the call gets a 503);
- * EAFNOSUPPORT or EINVAL for a bad address; any other bind or socket error
- * (EADDRNOTAVAIL, EMFILE...) at once, the pair left free. *out is written
+ * call. Out of descriptors (EMFILE, ENFILE) or at portpool_set_open_max,
+ * the pool closes the sockets of pairs that serve no call, free ones first,
+ * then those in quarantine (which stay quarantined), and tries again
+ * (portpool_fd_reclaims). ENOSPC when no
+ * pair could be bound (the call gets a 503); EAFNOSUPPORT or EINVAL for a
+ * bad address; any other bind or socket error (EADDRNOTAVAIL, EMFILE with
+ * every open pair in use...) at once, the pair left free. *out is written
  * only on success. */
 int portpool_alloc_pair(struct portpool *p, const struct sockaddr *bind_addr, socklen_t len,
 			struct portpool_pair *out);
@@ -100,6 +104,12 @@ void portpool_free_pair(struct portpool *p, struct portpool_pair *pair);
  * and knows when nothing reached one it still has registered (relay.h):
  * the pool's four recvmmsg a call were ~2.5 us of its setup. */
 void portpool_set_drain(struct portpool *p, bool drain);
+/* At most how many sockets the pool keeps open (no limit at first): above
+ * it, opening a pair first closes idle ones as when descriptors run out, so
+ * that the pool leaves the rest of the process its descriptors (SIP
+ * connections, the control socket). Sockets of pairs in use are never
+ * closed: with all of them in use, the pool may still open more. */
+void portpool_set_open_max(struct portpool *p, unsigned sockets);
 /* Reads and drops whatever is queued on the UDP socket fd (nonblocking
  * reads, at most 16 rounds of 64: a flood cannot hold the caller for ever;
  * what stays comes from nobody the next call signalled). */
@@ -114,6 +124,9 @@ unsigned portpool_in_use_count(const struct portpool *p);
 /* Ports whose sockets the pool holds open now, in use or not: the file
  * descriptors it takes (RLIMIT_NOFILE). */
 unsigned portpool_open_count(const struct portpool *p);
+/* Pairs whose sockets were closed while they served no call because the
+ * process was out of descriptors, since the pool was created. */
+uint64_t portpool_fd_reclaims(const struct portpool *p);
 
 /* Whether ports_needed ports (rounded up to whole pairs) are free now. Only a
  * forecast: a free port may turn out to be held by another program at bind. */

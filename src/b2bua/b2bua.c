@@ -1188,7 +1188,10 @@ static void new_call(struct b2bua *b, struct txn *t, osip_message_t *req,
 				   out->media_address, nstreams);
 	if (err) {
 		reject(b, t, req, 503,
-		       err == ENOSPC ? "no free media ports" : "cannot open media sockets",
+		       err == ENOSPC ? "no free media ports"
+		       : err == EMFILE || err == ENFILE
+			       ? "out of file descriptors for media sockets"
+			       : "cannot open media sockets",
 		       &b->st.rejected_admission);
 		goto out;
 	}

@@ -2,13 +2,16 @@
 #include "srtpbridge/daemon.h"
 #include "srtpbridge/config.h"
 #include "srtpbridge/log.h"
+#include "srtpbridge/transport.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <event2/event.h>
@@ -16,6 +19,11 @@
 
 #define LOG_MODULE     "main"
 #define MAX_HEARTBEATS 64
+/* Descriptors besides media and SIP connections: listeners, the control
+ * socket and its clients, two per media worker, the log, the resolver. */
+#define FD_RESERVE 64
+/* Linux's default fs.nr_open: a soft limit above it cannot be set. */
+#define FD_CEILING (1ul << 20)
 
 struct daemon {
 	struct event_base *base;
@@ -232,6 +240,64 @@ void daemon_destroy(struct daemon *d)
 	config_unref(d->cfg);
 	free(d->config_path);
 	free(d);
+}
+
+void daemon_fd_limit(const struct config *cfg, struct daemon_fds *out)
+{
+	unsigned long ports =
+		(unsigned long)cfg->global.media_port_max - cfg->global.media_port_min + 1;
+	unsigned long other;
+	struct rlimit rl;
+
+	*out = (struct daemon_fds){ .wanted = ports + TRANSPORT_MAX_CONNS + FD_RESERVE };
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < rl.rlim_max) {
+		struct rlimit up = rl;
+
+		up.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > FD_CEILING
+				      ? FD_CEILING
+				      : rl.rlim_max;
+		if (up.rlim_cur > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &up) == 0)
+			rl = up;
+	}
+	out->limit = rl.rlim_cur == RLIM_INFINITY ? FD_CEILING : (unsigned long)rl.rlim_cur;
+	/* The pool would otherwise fill the whole limit with idle sockets, and
+	 * the next SIP connection or control client would find none. */
+	other = TRANSPORT_MAX_CONNS + FD_RESERVE;
+	if (other > out->limit / 4)
+		other = out->limit / 4;
+	out->media = out->limit - other;
+	out->calls = out->media / 4;
+	if (out->limit >= out->wanted)
+		return;
+	/* The pool closes idle sockets when it must (portpool.h): this costs
+	 * setup time, and calls past its share get 503. */
+	LOG_WARN(NULL,
+		 "the file descriptor limit is below what media_ports and SIP connections can "
+		 "take: idle media sockets will be closed and opened again, and calls beyond the "
+		 "limit get 503; raise LimitNOFILE (systemd) or ulimit -n",
+		 LF_U("limit", out->limit), LF_U("wanted", out->wanted), LF_U("media_ports", ports),
+		 LF_U("calls_at_most", out->calls), LF_I("max_calls", cfg->global.max_calls));
+}
+
+void daemon_fds_now(unsigned long *open, unsigned long *limit)
+{
+	DIR *dir = opendir("/proc/self/fd");
+	struct dirent *e;
+	struct rlimit rl;
+
+	*open = 0;
+	while (dir && (e = readdir(dir)) != NULL)
+		if (e->d_name[0] != '.')
+			(*open)++;
+	if (dir) {
+		(*open)--; /* the directory's own */
+		closedir(dir);
+	}
+	*limit = getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY
+			 ? FD_CEILING
+			 : (unsigned long)rl.rlim_cur;
 }
 
 void daemon_ready(struct daemon *d)

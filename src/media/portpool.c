@@ -7,7 +7,12 @@
  * back, so each is sorted by expiry: an allocation first moves the expired
  * heads to the open or closed tail, then takes from open before closed.
  * Every slot moves at most once per state change, hence O(1) amortised, and
- * each FIFO reuses the least recently freed pair of its kind. */
+ * each FIFO reuses the least recently freed pair of its kind.
+ *
+ * Sockets kept open between calls cost descriptors. When the process has
+ * none left, the sockets of pairs that serve no call are closed, least
+ * recently used first (open, then quarantined), rather than the new call
+ * refused: a pair closed in quarantine stays quarantined, only unbound. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdatomic.h>
@@ -66,7 +71,13 @@ struct portpool {
 	void *arg;
 	struct queue open, closed, quarantine, busy;
 	uint32_t in_use, nopen;
-	bool drain; /* empty an open pair's sockets as it is handed out */
+	/* The first qclosed slots of the quarantine queue had their sockets
+	 * closed for descriptors (those freed later are behind them, open);
+	 * qlast_closed is the last of them when qclosed > 0. */
+	uint32_t qclosed, qlast_closed;
+	uint64_t fd_reclaims;
+	uint32_t open_max; /* sockets the pool may hold open (portpool_set_open_max) */
+	bool drain;	   /* empty an open pair's sockets as it is handed out */
 	struct slot slots[];
 };
 
@@ -142,6 +153,9 @@ static void reclaim(struct portpool *p, struct queue *q, uint64_t now)
 	while (q->head != NIL && p->slots[q->head].until_ms <= now) {
 		uint32_t i = q_pop_head(p, q);
 
+		if (q == &p->quarantine && p->qclosed)
+			p->qclosed--;
+
 		p->slots[i].state = SLOT_FREE;
 		q_push_tail(p, p->slots[i].rtp_fd >= 0 ? &p->open : &p->closed, i);
 	}
@@ -191,6 +205,7 @@ int portpool_create(struct portpool **out, uint16_t min, uint16_t max, unsigned 
 	p->quarantine_ms = (uint64_t)quarantine_s * 1000;
 	p->now_ms = now_ms ? now_ms : monotonic_ms;
 	p->drain = true;
+	p->open_max = UINT32_MAX;
 	p->arg = now_ms ? arg : NULL;
 	p->open.head = p->open.tail = NIL;
 	p->closed.head = p->closed.tail = NIL;
@@ -230,6 +245,43 @@ static int open_udp(int family, int *fd)
 	(void)setsockopt(*fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	(void)setsockopt(*fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	return 0;
+}
+
+/* Closes the sockets of one pair that serves no call: one a free pair, else
+ * the one longest in quarantine that still has its sockets. False when
+ * every pair the pool holds open is in use. */
+static bool close_idle(struct portpool *p)
+{
+	uint32_t i;
+
+	if (p->open.n) {
+		i = q_pop_head(p, &p->open);
+		slot_close(p, i);
+		q_push_tail(p, &p->closed, i);
+	} else {
+		i = p->qclosed ? p->slots[p->qlast_closed].next : p->quarantine.head;
+		if (i == NIL)
+			return false;
+		slot_close(p, i);
+		p->qclosed++;
+		p->qlast_closed = i;
+	}
+	p->fd_reclaims++;
+	return true;
+}
+
+/* open_udp, within the pool's share of descriptors and making room when
+ * the process is out of them: two come back for each pair closed. */
+static int open_socket(struct portpool *p, int family, int *fd)
+{
+	int err;
+
+	/* nopen counts pairs; the first socket of a pair is not counted yet */
+	while (2 * p->nopen + 2 > p->open_max && close_idle(p))
+		;
+	while (((err = open_udp(family, fd)) == EMFILE || err == ENFILE) && close_idle(p))
+		;
+	return err;
 }
 
 static int bind_port(int fd, union bound *at, socklen_t len, uint16_t port)
@@ -304,9 +356,9 @@ static int bind_new(struct portpool *p, union bound *at, socklen_t len, uint64_t
 	uint32_t tries;
 	int err;
 
-	err = open_udp(at->sa.sa_family, &rtp_fd);
+	err = open_socket(p, at->sa.sa_family, &rtp_fd);
 	if (!err)
-		err = open_udp(at->sa.sa_family, &rtcp_fd);
+		err = open_socket(p, at->sa.sa_family, &rtcp_fd);
 	if (err)
 		goto out;
 
@@ -346,7 +398,7 @@ static int bind_new(struct portpool *p, union bound *at, socklen_t len, uint64_t
 		/* RTCP was the taken one: a bound socket cannot be unbound. */
 		if (rtp_bound) {
 			close_fd(&rtp_fd);
-			err = open_udp(at->sa.sa_family, &rtp_fd);
+			err = open_socket(p, at->sa.sa_family, &rtp_fd);
 			if (err)
 				break;
 		}
@@ -424,6 +476,11 @@ void portpool_set_drain(struct portpool *p, bool drain)
 	p->drain = drain;
 }
 
+void portpool_set_open_max(struct portpool *p, unsigned sockets)
+{
+	p->open_max = sockets;
+}
+
 unsigned portpool_free_count(const struct portpool *p)
 {
 	uint64_t now = p->now_ms(p->arg);
@@ -455,6 +512,11 @@ unsigned portpool_in_use_count(const struct portpool *p)
 unsigned portpool_open_count(const struct portpool *p)
 {
 	return 2 * p->nopen;
+}
+
+uint64_t portpool_fd_reclaims(const struct portpool *p)
+{
+	return p->fd_reclaims;
 }
 
 bool portpool_admit(const struct portpool *p, unsigned ports_needed)

@@ -45,8 +45,21 @@ class CtlTest(DaemonTestCase):
         self.assertEqual(lines["state"], "running")
         self.assertGreaterEqual(int(lines["uptime_seconds"]), 0)
         for key in ("sip.requests", "sip.responses", "sip.unknown_source", "sip.malformed",
-                    "sip.keepalives", "sip.responses_sent.2xx"):
+                    "sip.keepalives", "sip.responses_sent.2xx", "ports.fd_reclaims"):
             self.assertRegex(lines[key], r"^\d+$", key)
+        self.assertEqual(lines["ports.fd_reclaims"], "0")
+        # the descriptors the daemon has open (listeners, workers' epoll and
+        # eventfds, the log...) and its soft limit, raised to the hard one
+        with open("/proc/%d/limits" % self.daemon.pid) as f:
+            soft = next(int(line.split()[3]) for line in f
+                        if line.startswith("Max open files"))
+        self.assertEqual(int(lines["fds.limit"]), soft)
+        self.assertGreater(int(lines["fds.open"]), 4)
+        self.assertLess(int(lines["fds.open"]), soft)
+        # counted while srtpbridgectl's connection was open; it may or may
+        # not be closed yet
+        self.assertIn(int(lines["fds.open"]) - len(os.listdir("/proc/%d/fd" % self.daemon.pid)),
+                      (0, 1))
 
     def test_stats_json(self):
         r = ctl(self.sock, "--json", "stats")

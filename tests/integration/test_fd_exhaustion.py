@@ -3,12 +3,17 @@ connections to the SIP TCP listener and the control socket use up its
 RLIMIT_NOFILE, after which each listener logs one warning (not one per failed
 accept()), the main loop stays idle enough to answer SIP over UDP, and once
 descriptors are free again both listeners take connections and
-`srtpbridgectl stats` counts the pauses. Everything on 127.0.0.1 and unix
-sockets in a temporary directory."""
+`srtpbridgectl stats` counts the pauses. And the media port pool, out of
+descriptors, closes the sockets of pairs that serve no call (quarantined
+ones stay quarantined) so that a new call gets its own; only with every
+open pair in use does a call get 503, with a Warning that says why.
+Everything on 127.0.0.1 and unix sockets in a temporary directory."""
 
 import json
 import os
+import re
 import resource
+import select
 import socket
 import sys
 import time
@@ -18,6 +23,7 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import DaemonTestCase, binary, run  # noqa: E402
+from sipua import Carrier, Peer, parse, respond, status  # noqa: E402
 
 CONFIG = """[global]
 log_level = info
@@ -192,6 +198,128 @@ class FdExhaustionTest(DaemonTestCase):
         self.assertEqual(
             [r["_raw"] for r in d.logs(since=mark) if "accept()" in r["_raw"]], [])
         self.assert_logfmt(d, since=mark)
+
+
+MEDIA_CONFIG = """[global]
+log_level = info
+control_socket = @CONTROL_SOCKET@
+metrics_listen =
+media_ports = @MEDIA_PORTS@
+media_port_quarantine = 60
+
+[trunk:carrier]
+listen = udp:127.0.0.1:@PORT@
+peers = udp:127.0.0.1:@PEER@
+options_interval = 0
+srtp = off
+route = ivr
+
+[trunk:ivr]
+listen = udp:127.0.0.1:@IVR@
+peers = udp:127.0.0.1:@IVR_PEER@
+options_interval = 0
+sources = 127.0.0.1/32
+srtp = off
+route = carrier
+"""
+
+PLAIN_OFFER = ("v=0\r\no=carrier 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+               "t=0 0\r\nm=audio 40000 RTP/AVP 0\r\n")
+PLAIN_ANSWER = ("v=0\r\no=ivr 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+                "t=0 0\r\nm=audio 40002 RTP/AVP 0\r\n")
+
+
+class MediaFdTest(DaemonTestCase):
+    """Calls under a descriptor limit that holds two calls' media sockets
+    (four a call) and no more; quarantine (60 s) outlasts the test."""
+
+    def setUp(self):
+        super().setUp()
+        self.port, self.peer, self.ivr, self.ivr_peer = harness.free_ports(4)
+        self.sock = self.tmp.join("ctl.sock")
+        text = harness.render(MEDIA_CONFIG, CONTROL_SOCKET=self.sock, PORT=self.port,
+                              PEER=self.peer, IVR=self.ivr, IVR_PEER=self.ivr_peer,
+                              MEDIA_PORTS=harness.free_media_range(32))
+        self.daemon = self.start_daemon(self.tmp.write("sbc.ini", text))
+        self.daemon.wait_ready()
+        self.carrier_sock = Peer(self, "udp", self.peer)
+        self.ivr_sock = Peer(self, "udp", self.ivr_peer)
+
+    def call(self):
+        """(carrier, final status, Warning, leg A's media port): the call is
+        answered on leg B if it gets there, whichever comes first."""
+        carrier = Carrier(self.carrier_sock, self.port)
+        carrier.invite(body=PLAIN_OFFER)
+        deadline = time.monotonic() + 5
+        inv = None
+        while inv is None:
+            left = deadline - time.monotonic()
+            self.assertGreater(left, 0, "neither a final response nor an INVITE on leg B")
+            ready, _, _ = select.select([self.carrier_sock.sock, self.ivr_sock.sock], [], [],
+                                        left)
+            if self.carrier_sock.sock in ready:
+                first, hdrs, _ = parse(self.carrier_sock.recv())
+                if (status(first) or 0) >= 200:
+                    carrier.to_tag = re.search(r"tag=([^;>\s]+)", hdrs["to"][0]).group(1)
+                    carrier.ack()
+                    return carrier, status(first), hdrs.get("warning", [""])[0], None
+            if self.ivr_sock.sock in ready:
+                raw = self.ivr_sock.recv()
+                if parse(raw)[0].startswith("INVITE "):
+                    inv = raw
+        self.ivr_sock.send(respond(inv, 200, "OK", "ivr1",
+                                   "Contact: <sip:ivr@127.0.0.1:%d>" % self.ivr_peer,
+                                   PLAIN_ANSWER))
+        self.ivr_sock.expect(lambda f, h, b: f.startswith("ACK "), "ACK on leg B")
+        _, first, _, body = carrier.final()
+        self.assertEqual(status(first), 200)
+        carrier.ack()
+        return carrier, 200, None, int(re.search(r"m=audio (\d+)", body).group(1))
+
+    def hang_up(self, carrier):
+        _, first, _, _ = carrier.bye()
+        self.assertEqual(status(first), 200)
+        bye, _, _, _ = self.ivr_sock.expect(lambda f, h, b: f.startswith("BYE "), "BYE on leg B")
+        self.ivr_sock.send(respond(bye, 200, "OK"))
+
+    def test_idle_sockets_make_room_for_new_calls(self):
+        d = self.daemon
+        pid = d.pid
+        # Room for two calls' sockets. Only the soft limit: the daemon raises
+        # it at start only, and lowering the hard one could not be undone.
+        before = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+        limit = len(os.listdir("/proc/%d/fd" % pid)) + 8
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, before[1]))
+        ports = []
+        for _ in range(2):  # the descriptors fill up, and stay with quarantine
+            carrier, code, _, port = self.call()
+            self.assertEqual(code, 200)
+            ports.append(port)
+            self.hang_up(carrier)
+        self.assertEqual(len(os.listdir("/proc/%d/fd" % pid)), limit)
+        # the first call's quarantined sockets make room: not its ports
+        third, code, warning, port = self.call()
+        self.assertEqual(code, 200, warning)
+        self.assertNotIn(port, ports)
+        fourth, code, warning, port = self.call()  # the second call's, likewise
+        self.assertEqual(code, 200, warning)
+        self.assertNotIn(port, ports)
+        # both calls up, nothing idle left: refused, in words, and nothing lost
+        _, code, warning, _ = self.call()
+        self.assertEqual(code, 503)
+        self.assertIn("out of file descriptors for media sockets", warning)
+        self.assertEqual(len(os.listdir("/proc/%d/fd" % pid)), limit)
+        self.hang_up(third)
+        self.hang_up(fourth)
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, before)
+        r = run([binary("srtpbridgectl"), "-s", self.sock, "--json", "stats"], timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        st = json.loads(r.stdout)
+        self.assertEqual(st["ports"]["fd_reclaims"], 4)  # two pairs a call, twice
+        self.assertEqual(st["ports"]["quarantined"], 16)  # four calls, four ports each
+        self.assertEqual(st["ports"]["open"], 8)
+        self.assertEqual(st["calls_active"], 0)
+        self.assertEqual(st["calls"]["answered"], 4)
 
 
 if __name__ == "__main__":

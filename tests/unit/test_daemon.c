@@ -1,8 +1,10 @@
 /* Lifecycle: the sd_notify sequence seen on a fake NOTIFY_SOCKET, reload that
  * keeps the old snapshot on a bad file (seen through log_level's effect),
  * drain that waits for calls or for drain_timeout, and a watchdog fed only
- * while every heartbeat source reports. */
+ * while every heartbeat source reports, and the descriptor limit raised and
+ * weighed against the config. */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -10,8 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +25,7 @@
 #include "srtpbridge/config.h"
 #include "srtpbridge/daemon.h"
 #include "srtpbridge/log.h"
+#include "srtpbridge/transport.h"
 
 struct fixture {
 	char dir[64];
@@ -320,6 +325,96 @@ static void test_watchdog_heartbeats(void **state)
 	event_free(b.ev);
 }
 
+/* In a child, since a lowered hard limit cannot always be raised again: a
+ * hard limit of 3000, below the 5160 the config can take, gets the warning
+ * and a share of three quarters. Returns the child's exit status (the
+ * number of the failed check). */
+static int fd_limit_below(struct fixture *f)
+{
+	int pipefd[2], status = -1;
+	pid_t pid;
+
+	assert_int_equal(pipe2(pipefd, O_CLOEXEC | O_NONBLOCK), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct rlimit rl = { .rlim_cur = 1024, .rlim_max = 3000 };
+		struct daemon_fds fds;
+		char line[1024];
+		ssize_t n;
+
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			_exit(1);
+		log_init(pipefd[1]);
+		daemon_fd_limit(daemon_config(f->d), &fds);
+		if (fds.limit != 3000 || fds.media != 2250 || fds.calls != 562)
+			_exit(2);
+		if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur != 3000)
+			_exit(3);
+		n = read(pipefd[0], line, sizeof(line) - 1);
+		if (n <= 0)
+			_exit(4);
+		line[n] = '\0';
+		if (!strstr(line, "level=warn") || !strstr(line, "limit=3000") ||
+		    !strstr(line, "wanted=5160") || !strstr(line, "calls_at_most=562") ||
+		    !strstr(line, "LimitNOFILE"))
+			_exit(5);
+		_exit(0);
+	}
+	close(pipefd[0]);
+	close(pipefd[1]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+/* The soft descriptor limit goes up to the hard one, the pool's share leaves
+ * SIP connections and the rest theirs, and a limit below what the config
+ * can take is one warning that names the figures. */
+static void test_fd_limit(void **state)
+{
+	struct fixture *f = *state;
+	struct rlimit saved, rl;
+	struct daemon_fds fds;
+	char line[1024] = "";
+	int pipefd[2];
+	ssize_t n;
+
+	(void)f;
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+	if (saved.rlim_max == RLIM_INFINITY || saved.rlim_max < 2048 ||
+	    saved.rlim_max > (1ul << 20))
+		skip();
+	assert_int_equal(pipe2(pipefd, O_CLOEXEC | O_NONBLOCK), 0);
+	rl = saved;
+	rl.rlim_cur = 1024;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	log_init(pipefd[1]);
+	/* media_ports = 30000-30999: 1000 ports */
+	daemon_fd_limit(daemon_config(f->d), &fds);
+	log_init(2);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	assert_int_equal(rl.rlim_cur, saved.rlim_max);
+	assert_int_equal(fds.limit, saved.rlim_max);
+	assert_int_equal(fds.wanted, 1000 + TRANSPORT_MAX_CONNS + 64);
+	assert_true(fds.media + 4160 == fds.limit || fds.media == fds.limit - fds.limit / 4);
+	assert_int_equal(fds.calls, fds.media / 4);
+	n = read(pipefd[0], line, sizeof(line) - 1);
+	if (fds.limit >= fds.wanted) {
+		assert_true(n <= 0); /* nothing to say */
+	} else {
+		assert_true(n > 0);
+		line[n] = '\0';
+		assert_non_null(strstr(line, "level=warn"));
+		assert_non_null(strstr(line, "file descriptor limit"));
+		assert_non_null(strstr(line, "media_ports=1000"));
+	}
+	close(pipefd[0]);
+	close(pipefd[1]);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+	assert_int_equal(fd_limit_below(f), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -329,6 +424,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_drain_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_second_stop_signal, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watchdog_heartbeats, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fd_limit, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("daemon", tests, NULL, NULL);

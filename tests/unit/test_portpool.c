@@ -4,6 +4,7 @@
  * PORTPOOL_BUSY_MS, bounded when all are held), IPv4 and IPv6, bad addresses,
  * sockets kept bound across calls (opened lazily, emptied of an old call's
  * packets before reuse, bound again for another address, socket options),
+ * descriptors taken back from idle pairs when the process has none left,
  * and no fd left open once the pool is gone. Each test runs on a block of ports probed free, at an
  * offset from the pid so that parallel runs rarely meet. */
 #include <arpa/inet.h>
@@ -17,6 +18,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -710,6 +712,113 @@ static void test_ids(void **state)
 	portpool_free_pair(f->p, &c);
 }
 
+/* Lowers RLIMIT_NOFILE so that exactly `room` descriptor numbers are free
+ * below it (fds open above it stay valid); *saved is the limit to restore. */
+static void leave_room(unsigned room, struct rlimit *saved)
+{
+	bool used[1024] = { false };
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	struct rlimit rl;
+	unsigned fd = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.' && atoi(e->d_name) < 1024 && atoi(e->d_name) != dirfd(d))
+			used[atoi(e->d_name)] = true;
+	closedir(d);
+	for (;; fd++) {
+		assert_true(fd < 1024);
+		if (!used[fd] && --room == 0)
+			break;
+	}
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, saved), 0);
+	rl = *saved;
+	rl.rlim_cur = (rlim_t)fd + 1;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+}
+
+/* Out of descriptors, a call gets the sockets of pairs that serve none:
+ * quarantined ones (still quarantined after), then free ones; with every
+ * open pair in use, EMFILE. */
+static void test_fd_reclaim(void **state)
+{
+	struct fixture *f = *state;
+	struct sockaddr_in other = lo4(0);
+	struct portpool_pair a, b, c, d;
+	struct rlimit saved;
+	uint16_t a_port;
+
+	inet_pton(AF_INET, "127.0.0.2", &other.sin_addr);
+	make_pool(f, f->base, (uint16_t)(f->base + BLOCK - 1), 2);
+	leave_room(4, &saved); /* two pairs' sockets */
+	assert_int_equal(alloc4(f->p, &a), 0);
+	assert_int_equal(alloc4(f->p, &b), 0);
+	assert_int_equal(alloc4(f->p, &c), EMFILE); /* both in use */
+	assert_int_equal(portpool_fd_reclaims(f->p), 0);
+	a_port = a.rtp_port;
+
+	/* a in quarantine gives its descriptors, not its ports */
+	portpool_free_pair(f->p, &a);
+	assert_int_equal(alloc4(f->p, &c), 0);
+	assert_int_equal(portpool_fd_reclaims(f->p), 1);
+	assert_int_not_equal(c.rtp_port, a_port);
+	assert_int_not_equal(c.rtp_port, b.rtp_port);
+	assert_pair(&c, f->base, f->base + BLOCK - 1u, AF_INET);
+	assert_int_equal(portpool_quarantined_count(f->p), 2);
+	assert_int_equal(portpool_in_use_count(f->p), 4);
+	assert_int_equal(portpool_open_count(f->p), 4);
+
+	/* b and c free and out of quarantine, open on 127.0.0.1; a call on
+	 * 127.0.0.2 closes the least recently freed (b) */
+	portpool_free_pair(f->p, &b);
+	portpool_free_pair(f->p, &c);
+	f->now += 2000;
+	assert_int_equal(portpool_alloc_pair(f->p, (struct sockaddr *)&other, sizeof(other), &d),
+			 0);
+	assert_int_equal(portpool_fd_reclaims(f->p), 2);
+	assert_int_equal(portpool_open_count(f->p), 4);
+	assert_int_equal(portpool_in_use_count(f->p), 2);
+	/* c is still open: handed out again without a new socket */
+	assert_int_equal(alloc4(f->p, &c), 0);
+	assert_int_equal(portpool_fd_reclaims(f->p), 2);
+	portpool_free_pair(f->p, &c);
+	portpool_free_pair(f->p, &d);
+
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+}
+
+/* Above its share of descriptors the pool closes idle pairs before it opens
+ * one, and opens beyond it only when every open pair is in use. */
+static void test_open_max(void **state)
+{
+	struct fixture *f = *state;
+	struct sockaddr_in other = lo4(0);
+	struct portpool_pair a, b, c;
+
+	inet_pton(AF_INET, "127.0.0.2", &other.sin_addr);
+	make_pool(f, f->base, (uint16_t)(f->base + BLOCK - 1), 1);
+	portpool_set_open_max(f->p, 4);
+	assert_int_equal(alloc4(f->p, &a), 0);
+	assert_int_equal(alloc4(f->p, &b), 0);
+	assert_int_equal(alloc4(f->p, &c), 0); /* a and b in use: over the share */
+	assert_int_equal(portpool_open_count(f->p), 6);
+	assert_int_equal(portpool_fd_reclaims(f->p), 0);
+	portpool_free_pair(f->p, &a);
+	portpool_free_pair(f->p, &b);
+	assert_int_equal(count_fds(), f->fds + 6);
+	/* a new pair on another address: a (quarantined longest) and b go
+	 * first, back to the share */
+	assert_int_equal(portpool_alloc_pair(f->p, (struct sockaddr *)&other, sizeof(other), &a),
+			 0);
+	assert_int_equal(portpool_fd_reclaims(f->p), 2);
+	assert_int_equal(portpool_open_count(f->p), 4);
+	assert_int_equal(count_fds(), f->fds + 4);
+	assert_int_equal(portpool_quarantined_count(f->p), 4); /* closed, still quarantined */
+	portpool_free_pair(f->p, &a);
+	portpool_free_pair(f->p, &c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -729,6 +838,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_other_address, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ids, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_drain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fd_reclaim, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_max, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("portpool", tests, NULL, NULL);
