@@ -104,11 +104,13 @@ void portpool_free_pair(struct portpool *p, struct portpool_pair *pair);
  * and knows when nothing reached one it still has registered (relay.h):
  * the pool's four recvmmsg a call were ~2.5 us of its setup. */
 void portpool_set_drain(struct portpool *p, bool drain);
-/* At most how many sockets the pool keeps open (no limit at first): above
- * it, opening a pair first closes idle ones as when descriptors run out, so
- * that the pool leaves the rest of the process its descriptors (SIP
- * connections, the control socket). Sockets of pairs in use are never
- * closed: with all of them in use, the pool may still open more. */
+/* At most how many sockets the pool keeps open (no limit at first), so that
+ * it leaves the rest of the process its descriptors (SIP connections, the
+ * control socket). Near it, a pair freed is closed at once (it still goes
+ * to quarantine): those freed before it stay open, to be reused without
+ * opening sockets. Above it, opening a pair first closes idle ones as when
+ * descriptors run out. Sockets of pairs in use are never closed: with all
+ * of them in use, the pool may still open more. */
 void portpool_set_open_max(struct portpool *p, unsigned sockets);
 /* Reads and drops whatever is queued on the UDP socket fd (nonblocking
  * reads, at most 16 rounds of 64: a flood cannot hold the caller for ever;

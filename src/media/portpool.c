@@ -71,9 +71,9 @@ struct portpool {
 	void *arg;
 	struct queue open, closed, quarantine, busy;
 	uint32_t in_use, nopen;
-	/* The first qclosed slots of the quarantine queue had their sockets
-	 * closed for descriptors (those freed later are behind them, open);
-	 * qlast_closed is the last of them when qclosed > 0. */
+	/* The first qclosed slots of the quarantine queue have their sockets
+	 * closed (for descriptors); qlast_closed is the last of them when
+	 * qclosed > 0. Behind them, a pair freed above the share is closed too. */
 	uint32_t qclosed, qlast_closed;
 	uint64_t fd_reclaims;
 	uint32_t open_max; /* sockets the pool may hold open (portpool_set_open_max) */
@@ -247,6 +247,13 @@ static int open_udp(int family, int *fd)
 	return 0;
 }
 
+/* Sockets kept free below the share as pairs are freed: an eighth of it,
+ * up to 32 pairs. */
+static uint32_t share_headroom(const struct portpool *p)
+{
+	return p->open_max / 8 < 64 ? p->open_max / 8 : 64;
+}
+
 /* Closes the sockets of one pair that serves no call: one a free pair, else
  * the one longest in quarantine that still has its sockets. False when
  * every pair the pool holds open is in use. */
@@ -259,7 +266,14 @@ static bool close_idle(struct portpool *p)
 		slot_close(p, i);
 		q_push_tail(p, &p->closed, i);
 	} else {
+		/* past the prefix known closed, and past pairs closed as they
+		 * were freed: each slot joins the prefix once */
 		i = p->qclosed ? p->slots[p->qlast_closed].next : p->quarantine.head;
+		while (i != NIL && p->slots[i].rtp_fd < 0) {
+			p->qclosed++;
+			p->qlast_closed = i;
+			i = p->slots[i].next;
+		}
 		if (i == NIL)
 			return false;
 		slot_close(p, i);
@@ -469,6 +483,15 @@ void portpool_free_pair(struct portpool *p, struct portpool_pair *pair)
 	pair->id = 0;
 	p->in_use--;
 	hold(p, &p->quarantine, i, SLOT_QUARANTINE, p->now_ms(p->arg) + p->quarantine_ms);
+	/* At the share, the pair freed last is the one to close: those freed
+	 * before it are reusable sooner. Closing at the head instead, at each
+	 * allocation, would close every pair just before it could be reused,
+	 * and each call would open sockets again. The headroom leaves a burst
+	 * of allocations room without closing anything. */
+	if (p->open_max != UINT32_MAX && 2 * p->nopen + share_headroom(p) > p->open_max) {
+		slot_close(p, i);
+		p->fd_reclaims++;
+	}
 }
 
 void portpool_set_drain(struct portpool *p, bool drain)

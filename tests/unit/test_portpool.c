@@ -788,35 +788,64 @@ static void test_fd_reclaim(void **state)
 	assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
 }
 
-/* Above its share of descriptors the pool closes idle pairs before it opens
- * one, and opens beyond it only when every open pair is in use. */
+/* At its share of descriptors the pool closes a pair as it is freed, and
+ * idle pairs before it opens one; it opens beyond the share only when every
+ * open pair is in use. Closed pairs stay quarantined. */
 static void test_open_max(void **state)
 {
 	struct fixture *f = *state;
 	struct sockaddr_in other = lo4(0);
-	struct portpool_pair a, b, c;
+	struct portpool_pair a, b, c, d, e;
 
 	inet_pton(AF_INET, "127.0.0.2", &other.sin_addr);
 	make_pool(f, f->base, (uint16_t)(f->base + BLOCK - 1), 1);
-	portpool_set_open_max(f->p, 4);
+	portpool_set_open_max(f->p, 8); /* four pairs, one socket of headroom */
 	assert_int_equal(alloc4(f->p, &a), 0);
 	assert_int_equal(alloc4(f->p, &b), 0);
-	assert_int_equal(alloc4(f->p, &c), 0); /* a and b in use: over the share */
-	assert_int_equal(portpool_open_count(f->p), 6);
-	assert_int_equal(portpool_fd_reclaims(f->p), 0);
-	portpool_free_pair(f->p, &a);
+	portpool_free_pair(f->p, &a); /* below the share: kept open */
 	portpool_free_pair(f->p, &b);
-	assert_int_equal(count_fds(), f->fds + 6);
-	/* a new pair on another address: a (quarantined longest) and b go
-	 * first, back to the share */
-	assert_int_equal(portpool_alloc_pair(f->p, (struct sockaddr *)&other, sizeof(other), &a),
-			 0);
-	assert_int_equal(portpool_fd_reclaims(f->p), 2);
 	assert_int_equal(portpool_open_count(f->p), 4);
-	assert_int_equal(count_fds(), f->fds + 4);
-	assert_int_equal(portpool_quarantined_count(f->p), 4); /* closed, still quarantined */
-	portpool_free_pair(f->p, &a);
+	assert_int_equal(portpool_fd_reclaims(f->p), 0);
+	/* on 127.0.0.2: new sockets up to the share */
+	assert_int_equal(portpool_alloc_pair(f->p, (struct sockaddr *)&other, sizeof(other), &c),
+			 0);
+	assert_int_equal(portpool_alloc_pair(f->p, (struct sockaddr *)&other, sizeof(other), &d),
+			 0);
+	assert_int_equal(portpool_open_count(f->p), 8);
+	assert_int_equal(portpool_fd_reclaims(f->p), 0);
+	/* above it: a, quarantined longest, goes first */
+	assert_int_equal(portpool_alloc_pair(f->p, (struct sockaddr *)&other, sizeof(other), &e),
+			 0);
+	assert_int_equal(portpool_fd_reclaims(f->p), 1);
+	assert_int_equal(portpool_open_count(f->p), 8);
+	assert_int_equal(count_fds(), f->fds + 8);
+	/* at the share, c is closed as it is freed; b stays open */
 	portpool_free_pair(f->p, &c);
+	assert_int_equal(portpool_fd_reclaims(f->p), 2);
+	assert_int_equal(portpool_open_count(f->p), 6);
+	assert_int_equal(count_fds(), f->fds + 6);
+	assert_int_equal(portpool_quarantined_count(f->p), 6); /* a, b and c */
+	/* room for one more pair below the share, then b's quarantined
+	 * sockets go */
+	assert_int_equal(alloc4(f->p, &a), 0);
+	assert_int_equal(portpool_fd_reclaims(f->p), 2);
+	assert_int_equal(alloc4(f->p, &b), 0);
+	assert_int_equal(portpool_fd_reclaims(f->p), 3);
+	assert_int_equal(portpool_open_count(f->p), 8);
+	/* every open pair in use: beyond the share */
+	assert_int_equal(alloc4(f->p, &c), 0);
+	assert_int_equal(portpool_fd_reclaims(f->p), 3);
+	assert_int_equal(portpool_open_count(f->p), 10);
+	portpool_free_pair(f->p, &c); /* above the share: closed as freed */
+	portpool_free_pair(f->p, &a); /* at it, less the headroom: likewise */
+	assert_int_equal(portpool_fd_reclaims(f->p), 5);
+	portpool_free_pair(f->p, &b); /* below: kept for reuse */
+	portpool_free_pair(f->p, &d);
+	portpool_free_pair(f->p, &e);
+	assert_int_equal(portpool_fd_reclaims(f->p), 5);
+	assert_int_equal(portpool_open_count(f->p), 6);
+	assert_int_equal(count_fds(), f->fds + 6);
+	assert_int_equal(portpool_quarantined_count(f->p), 16); /* eight pairs freed */
 }
 
 int main(void)
