@@ -187,6 +187,7 @@ static int ctl_stats(void *arg, struct control_out *o)
 	control_out_uint(o, "keepalives", st.keepalives);
 	control_out_uint(o, "send_drops", st.send_drops);
 	control_out_uint(o, "accept_pauses", st.accept_pauses);
+	control_out_uint(o, "transactions", st.transactions);
 	control_out_begin_object(o, "responses_sent");
 	for (int i = 1; i <= 6; i++)
 		control_out_uint(o, classes[i], st.responses_sent[i]);

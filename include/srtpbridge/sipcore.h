@@ -38,6 +38,7 @@ struct sipcore_stats {
 	uint64_t send_drops; /* UDP sends lost to a full socket buffer (retransmission covers) */
 	/* TCP/TLS listeners paused, out of descriptors (transport.h) */
 	uint64_t accept_pauses;
+	uint64_t transactions;	    /* live now, calls ended or not (txn_layer_count) */
 	uint64_t responses_sent[7]; /* by class: [1] = 1xx ... [6] = 6xx */
 };
 void sipcore_get_stats(const struct sipcore *s, struct sipcore_stats *out);

@@ -544,6 +544,7 @@ void sipcore_get_stats(const struct sipcore *s, struct sipcore_stats *out)
 	*out = s->st;
 	transport_get_stats(s->tp, &ts);
 	out->accept_pauses = ts.accept_pauses;
+	out->transactions = txn_layer_count(s->txn);
 }
 
 void sipcore_set_tu(struct sipcore *s, const struct sipcore_tu *tu)

@@ -74,9 +74,11 @@ struct txn {
 	bool rfc2543; /* server, matched by 17.2.3's RFC 2543 rules */
 	struct txn_addr peer;
 
-	osip_message_t *req;  /* owned */
-	osip_message_t *resp; /* owned: the last response sent (server) */
-	char *req_buf;	      /* osip_free: serialized req */
+	osip_message_t *req; /* owned */
+	/* Of the last response sent (server), only its bytes: they are all a
+	 * retransmission needs, and parsed it would stay as long as the
+	 * transaction (32 s after a 200, about 5 KB each). */
+	char *req_buf; /* osip_free: serialized req */
 	size_t req_len;
 	char *resp_buf; /* osip_free: serialized resp */
 	size_t resp_len;
@@ -577,8 +579,6 @@ static void txn_free(struct txn *t)
 	timer_disarm(t, &t->timeout);
 	if (t->req)
 		osip_message_free(t->req);
-	if (t->resp)
-		osip_message_free(t->resp);
 	osip_free(t->req_buf);
 	osip_free(t->resp_buf);
 	osip_free(t->ack_buf);
@@ -722,7 +722,7 @@ static int send_trying(struct txn *t)
 		return err;
 	}
 	/* it is the latest provisional response from now on */
-	t->resp = r;
+	osip_message_free(r);
 	t->resp_buf = buf;
 	t->resp_len = len;
 	return 0;
@@ -738,7 +738,7 @@ static void on_retrans(struct txn *t)
 	switch (t->retrans_id) {
 	case TXN_TIMER_TRYING:
 		/* the TU has said nothing within trying_delay_ms */
-		if (t->state == TXN_PROCEEDING && !t->resp) {
+		if (t->state == TXN_PROCEEDING && !t->resp_buf) {
 			err = send_trying(t);
 			if (err)
 				fail(t, err);
@@ -1311,13 +1311,9 @@ int txn_respond(struct txn *t, osip_message_t *resp)
 			osip_free(t->resp_to_tag);
 			t->resp_to_tag = tag ? osip_strdup(tag) : NULL;
 		}
-		if (t->resp)
-			osip_message_free(t->resp);
 		osip_free(t->resp_buf);
-		t->resp = resp;
 		t->resp_buf = buf;
 		t->resp_len = len;
-		resp = NULL;
 		buf = NULL;
 		responded(t, code);
 	}

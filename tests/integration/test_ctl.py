@@ -45,7 +45,8 @@ class CtlTest(DaemonTestCase):
         self.assertEqual(lines["state"], "running")
         self.assertGreaterEqual(int(lines["uptime_seconds"]), 0)
         for key in ("sip.requests", "sip.responses", "sip.unknown_source", "sip.malformed",
-                    "sip.keepalives", "sip.responses_sent.2xx", "ports.fd_reclaims"):
+                    "sip.keepalives", "sip.responses_sent.2xx", "sip.transactions",
+                    "ports.fd_reclaims"):
             self.assertRegex(lines[key], r"^\d+$", key)
         self.assertEqual(lines["ports.fd_reclaims"], "0")
         # the descriptors the daemon has open (listeners, workers' epoll and
