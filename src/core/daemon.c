@@ -242,6 +242,16 @@ void daemon_destroy(struct daemon *d)
 	free(d);
 }
 
+/* The soft limit; unknown or unlimited counts as the ceiling. */
+static unsigned long soft_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY)
+		return FD_CEILING;
+	return (unsigned long)rl.rlim_cur;
+}
+
 void daemon_fd_limit(const struct config *cfg, struct daemon_fds *out)
 {
 	unsigned long ports =
@@ -250,18 +260,17 @@ void daemon_fd_limit(const struct config *cfg, struct daemon_fds *out)
 	struct rlimit rl;
 
 	*out = (struct daemon_fds){ .wanted = ports + TRANSPORT_MAX_CONNS + FD_RESERVE };
-	if (getrlimit(RLIMIT_NOFILE, &rl))
-		return;
-	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < rl.rlim_max) {
-		struct rlimit up = rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < rl.rlim_max) {
+		rlim_t cur = rl.rlim_cur;
 
-		up.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > FD_CEILING
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > FD_CEILING
 				      ? FD_CEILING
 				      : rl.rlim_max;
-		if (up.rlim_cur > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &up) == 0)
-			rl = up;
+		if (rl.rlim_cur > cur)
+			(void)setrlimit(RLIMIT_NOFILE, &rl); /* failing, the limit stays */
 	}
-	out->limit = rl.rlim_cur == RLIM_INFINITY ? FD_CEILING : (unsigned long)rl.rlim_cur;
+	out->limit = soft_limit();
 	/* The pool would otherwise fill the whole limit with idle sockets, and
 	 * the next SIP connection or control client would find none. */
 	other = TRANSPORT_MAX_CONNS + FD_RESERVE;
@@ -278,14 +287,14 @@ void daemon_fd_limit(const struct config *cfg, struct daemon_fds *out)
 		 "take: idle media sockets will be closed and opened again, and calls beyond the "
 		 "limit get 503; raise LimitNOFILE (systemd) or ulimit -n",
 		 LF_U("limit", out->limit), LF_U("wanted", out->wanted), LF_U("media_ports", ports),
-		 LF_U("calls_at_most", out->calls), LF_I("max_calls", cfg->global.max_calls));
+		 LF_U("media_sockets_max", out->media), LF_U("calls_at_most", out->calls),
+		 LF_I("max_calls", cfg->global.max_calls));
 }
 
 void daemon_fds_now(unsigned long *open, unsigned long *limit)
 {
 	DIR *dir = opendir("/proc/self/fd");
 	struct dirent *e;
-	struct rlimit rl;
 
 	*open = 0;
 	while (dir && (e = readdir(dir)) != NULL)
@@ -295,9 +304,7 @@ void daemon_fds_now(unsigned long *open, unsigned long *limit)
 		(*open)--; /* the directory's own */
 		closedir(dir);
 	}
-	*limit = getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY
-			 ? FD_CEILING
-			 : (unsigned long)rl.rlim_cur;
+	*limit = soft_limit();
 }
 
 void daemon_ready(struct daemon *d)

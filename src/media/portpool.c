@@ -155,7 +155,6 @@ static void reclaim(struct portpool *p, struct queue *q, uint64_t now)
 
 		if (q == &p->quarantine && p->qclosed)
 			p->qclosed--;
-
 		p->slots[i].state = SLOT_FREE;
 		q_push_tail(p, p->slots[i].rtp_fd >= 0 ? &p->open : &p->closed, i);
 	}

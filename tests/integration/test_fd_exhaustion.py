@@ -25,24 +25,28 @@ import harness  # noqa: E402
 from harness import DaemonTestCase, binary, run  # noqa: E402
 from sipua import Carrier, Peer, parse, respond, status  # noqa: E402
 
+# Plain on both legs: the calls of MediaFdTest need no keys. Quarantine (60 s)
+# outlasts every test.
 CONFIG = """[global]
 log_level = info
 control_socket = @CONTROL_SOCKET@
 metrics_listen =
 media_ports = @MEDIA_PORTS@
+media_port_quarantine = 60
 
 [trunk:carrier]
 listen = udp:127.0.0.1:@PORT@, tcp:127.0.0.1:@PORT@
 peers = udp:127.0.0.1:@PEER@
 options_interval = 0
 sources = 127.0.0.1/32
+srtp = off
 route = ivr
 
 [trunk:ivr]
 listen = udp:127.0.0.1:@IVR@
 peers = udp:127.0.0.1:@IVR_PEER@
 options_interval = 0
-sources = 127.0.0.9/32
+sources = 127.0.0.1/32
 srtp = off
 route = carrier
 """
@@ -89,17 +93,24 @@ def accept_warning(listen):
     return lambda rec: is_accept_warning(rec) and rec.get("listen") == listen
 
 
-class FdExhaustionTest(DaemonTestCase):
+class FdTestCase(DaemonTestCase):
+    """The daemon on CONFIG, ready, its SIP TCP listener too."""
+
     def setUp(self):
         super().setUp()
         self.port, self.peer, self.ivr, self.ivr_peer = harness.free_ports(4)
         self.sock = self.tmp.join("ctl.sock")
         text = harness.render(CONFIG, CONTROL_SOCKET=self.sock, PORT=self.port, PEER=self.peer,
                               IVR=self.ivr, IVR_PEER=self.ivr_peer,
-                              MEDIA_PORTS=harness.free_media_range(16))
+                              MEDIA_PORTS=harness.free_media_range(32))
         self.daemon = self.start_daemon(self.tmp.write("sbc.ini", text))
         self.daemon.wait_ready()
         self.daemon.wait_for_log(msg="listening", listen="tcp:127.0.0.1:%d" % self.port)
+
+
+class FdExhaustionTest(FdTestCase):
+    def setUp(self):
+        super().setUp()
         self.held = []
 
     def close_held(self):
@@ -200,48 +211,18 @@ class FdExhaustionTest(DaemonTestCase):
         self.assert_logfmt(d, since=mark)
 
 
-MEDIA_CONFIG = """[global]
-log_level = info
-control_socket = @CONTROL_SOCKET@
-metrics_listen =
-media_ports = @MEDIA_PORTS@
-media_port_quarantine = 60
-
-[trunk:carrier]
-listen = udp:127.0.0.1:@PORT@
-peers = udp:127.0.0.1:@PEER@
-options_interval = 0
-srtp = off
-route = ivr
-
-[trunk:ivr]
-listen = udp:127.0.0.1:@IVR@
-peers = udp:127.0.0.1:@IVR_PEER@
-options_interval = 0
-sources = 127.0.0.1/32
-srtp = off
-route = carrier
-"""
-
 PLAIN_OFFER = ("v=0\r\no=carrier 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
                "t=0 0\r\nm=audio 40000 RTP/AVP 0\r\n")
 PLAIN_ANSWER = ("v=0\r\no=ivr 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
                 "t=0 0\r\nm=audio 40002 RTP/AVP 0\r\n")
 
 
-class MediaFdTest(DaemonTestCase):
+class MediaFdTest(FdTestCase):
     """Calls under a descriptor limit that holds two calls' media sockets
-    (four a call) and no more; quarantine (60 s) outlasts the test."""
+    (four a call) and no more."""
 
     def setUp(self):
         super().setUp()
-        self.port, self.peer, self.ivr, self.ivr_peer = harness.free_ports(4)
-        self.sock = self.tmp.join("ctl.sock")
-        text = harness.render(MEDIA_CONFIG, CONTROL_SOCKET=self.sock, PORT=self.port,
-                              PEER=self.peer, IVR=self.ivr, IVR_PEER=self.ivr_peer,
-                              MEDIA_PORTS=harness.free_media_range(32))
-        self.daemon = self.start_daemon(self.tmp.write("sbc.ini", text))
-        self.daemon.wait_ready()
         self.carrier_sock = Peer(self, "udp", self.peer)
         self.ivr_sock = Peer(self, "udp", self.ivr_peer)
 
@@ -276,6 +257,26 @@ class MediaFdTest(DaemonTestCase):
         carrier.ack()
         return carrier, 200, None, int(re.search(r"m=audio (\d+)", body).group(1))
 
+    def stats_when_idle(self):
+        """srtpbridgectl stats once no port is in use: an ended call's pairs
+        reach the pool when its media worker has let go of them, a moment
+        after the BYE's 200."""
+        deadline = time.monotonic() + 5
+        while True:
+            r = run([binary("srtpbridgectl"), "-s", self.sock, "--json", "stats"], timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            st = json.loads(r.stdout)
+            if st["ports"]["in_use"] == 0 or time.monotonic() > deadline:
+                return st
+            time.sleep(0.02)
+
+    def wait_fds(self, n):
+        """Until the daemon has n descriptors open (srtpbridgectl's gone)."""
+        deadline = time.monotonic() + 5
+        while len(os.listdir("/proc/%d/fd" % self.daemon.pid)) != n:
+            self.assertLess(time.monotonic(), deadline, "the daemon keeps other descriptors")
+            time.sleep(0.02)
+
     def hang_up(self, carrier):
         _, first, _, _ = carrier.bye()
         self.assertEqual(status(first), 200)
@@ -297,6 +298,11 @@ class MediaFdTest(DaemonTestCase):
             ports.append(port)
             self.hang_up(carrier)
         self.assertEqual(len(os.listdir("/proc/%d/fd" % pid)), limit)
+        # both calls' pairs in quarantine (asked with room for the question)
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, before)
+        self.assertEqual(self.stats_when_idle()["ports"]["quarantined"], 8)
+        self.wait_fds(limit)
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, before[1]))
         # the first call's quarantined sockets make room: not its ports
         third, code, warning, port = self.call()
         self.assertEqual(code, 200, warning)
@@ -312,9 +318,7 @@ class MediaFdTest(DaemonTestCase):
         self.hang_up(third)
         self.hang_up(fourth)
         resource.prlimit(pid, resource.RLIMIT_NOFILE, before)
-        r = run([binary("srtpbridgectl"), "-s", self.sock, "--json", "stats"], timeout=30)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        st = json.loads(r.stdout)
+        st = self.stats_when_idle()
         self.assertEqual(st["ports"]["fd_reclaims"], 4)  # two pairs a call, twice
         self.assertEqual(st["ports"]["quarantined"], 16)  # four calls, four ports each
         self.assertEqual(st["ports"]["open"], 8)

@@ -356,8 +356,8 @@ static int fd_limit_below(struct fixture *f)
 			_exit(4);
 		line[n] = '\0';
 		if (!strstr(line, "level=warn") || !strstr(line, "limit=3000") ||
-		    !strstr(line, "wanted=5160") || !strstr(line, "calls_at_most=562") ||
-		    !strstr(line, "LimitNOFILE"))
+		    !strstr(line, "wanted=5160") || !strstr(line, "media_sockets_max=2250") ||
+		    !strstr(line, "calls_at_most=562") || !strstr(line, "LimitNOFILE"))
 			_exit(5);
 		_exit(0);
 	}
