@@ -72,7 +72,12 @@ struct oa_leg {
 	struct sdes_policy pol;
 	uint64_t sess_id, version;
 	enum role role;
-	struct stream st[OA_MAX_STREAMS];
+	/* Grown to the most m= lines an offer on this call had: nearly every
+	 * call has one stream, and eight (OA_MAX_STREAMS) made a leg 14.7 KB
+	 * to zero at setup and wipe at the end, a few percent of a call's CPU
+	 * (bench/cps). Entries below cap are zeroed when they come. */
+	struct stream *st;
+	size_t cap;
 	size_t nst, pending_n;
 	char *last_body; /* our last SDP after o=, to raise the version only on change */
 	size_t last_body_len;
@@ -396,13 +401,39 @@ void oa_leg_destroy(struct oa_leg *l)
 	replace_copy(&l->last_body, &l->last_body_len, NULL, 0);
 	replace_copy(&l->answer, &l->answer_len, NULL, 0);
 	replace_copy(&l->peer_answer, &l->peer_answer_len, NULL, 0);
+	if (l->st) {
+		OPENSSL_cleanse(l->st, l->cap * sizeof(*l->st));
+		free(l->st);
+	}
 	OPENSSL_cleanse(l, sizeof(*l));
 	free(l);
 }
 
+/* Room for n streams (n <= OA_MAX_STREAMS), the new ones zeroed. A larger
+ * array takes the old one's contents, and the old one is wiped: it may hold
+ * keys. */
+static int reserve_streams(struct oa_leg *l, size_t n)
+{
+	struct stream *st;
+
+	if (n <= l->cap)
+		return 0;
+	st = calloc(n, sizeof(*st));
+	if (!st)
+		return ENOMEM;
+	if (l->st) {
+		memcpy(st, l->st, l->cap * sizeof(*st));
+		OPENSSL_cleanse(l->st, l->cap * sizeof(*st));
+		free(l->st);
+	}
+	l->st = st;
+	l->cap = n;
+	return 0;
+}
+
 static void clear_pending(struct oa_leg *l)
 {
-	for (size_t i = 0; i < OA_MAX_STREAMS; i++) {
+	for (size_t i = 0; i < l->cap; i++) {
 		crypto1_wipe(&l->st[i].p_peer);
 		crypto1_wipe(&l->st[i].p_ours);
 	}
@@ -584,6 +615,11 @@ int oa_offer(struct oa_leg *from, struct oa_leg *to, struct slice sdp, const uin
 	}
 	if (nports < in.nmedia)
 		return EINVAL;
+	err = reserve_streams(from, in.nmedia);
+	if (!err)
+		err = reserve_streams(to, in.nmedia);
+	if (err)
+		return err;
 	for (size_t m = 0; m < in.nmedia; m++) {
 		err = take_offered_stream(from, &in, m, res);
 		if (err == EINVAL) {
@@ -711,7 +747,7 @@ static int check_answer(struct oa_leg *from, const struct sdp *in, struct answer
 		{
 			struct sdes_crypto offered[SUITE_COUNT];
 
-			memset(offered, 0, sizeof(offered));
+			memset(offered, 0, s->noffered * sizeof(offered[0]));
 			for (size_t i = 0; i < s->noffered; i++) {
 				offered[i].tag = s->offered[i].tag;
 				offered[i].suite = s->offered[i].suite;
@@ -792,6 +828,8 @@ int oa_answer(struct oa_leg *from, struct oa_leg *to, struct slice sdp, const ui
 	      size_t nports, char *out, size_t size, struct oa_result *res)
 {
 	struct answered a[OA_MAX_STREAMS];
+	/* only the offer's streams are looked at: 2.4 KB each to zero and wipe */
+	size_t na = from->pending_n < OA_MAX_STREAMS ? from->pending_n : OA_MAX_STREAMS;
 	struct sdp in;
 	struct sdp_writer body;
 	char why[256];
@@ -799,7 +837,7 @@ int oa_answer(struct oa_leg *from, struct oa_leg *to, struct slice sdp, const ui
 	int err;
 
 	memset(res, 0, sizeof(*res));
-	memset(a, 0, sizeof(a));
+	memset(a, 0, na * sizeof(a[0]));
 	/* The same offer answered again (a 183, then the 200): the first SDP
 	 * was the answer (RFC 3261 section 13.2.1), and stays the answer. */
 	if (from->role == ROLE_ANSWERED_OUT && to->role == ROLE_ANSWERED_IN && to->answer) {
@@ -820,7 +858,7 @@ int oa_answer(struct oa_leg *from, struct oa_leg *to, struct slice sdp, const ui
 		}
 		res->status = 0;
 		res->reason[0] = '\0';
-		for (size_t m = 0; m < OA_MAX_STREAMS; m++)
+		for (size_t m = 0; m < na; m++)
 			sdes_wipe(&a[m].peer);
 		return 0;
 	}
@@ -839,7 +877,7 @@ int oa_answer(struct oa_leg *from, struct oa_leg *to, struct slice sdp, const ui
 	if (nports < in.nmedia)
 		return EINVAL;
 	if (check_answer(from, &in, a, res)) {
-		for (size_t m = 0; m < OA_MAX_STREAMS; m++)
+		for (size_t m = 0; m < na; m++)
 			sdes_wipe(&a[m].peer);
 		return 0;
 	}
@@ -876,7 +914,7 @@ int oa_answer(struct oa_leg *from, struct oa_leg *to, struct slice sdp, const ui
 		to->role = ROLE_ANSWERED_IN;
 		clear_pending(to);
 	}
-	for (size_t m = 0; m < OA_MAX_STREAMS; m++)
+	for (size_t m = 0; m < na; m++)
 		sdes_wipe(&a[m].peer);
 	return err;
 }

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "srtpbridge/oa.h"
+#include "srtpbridge/secret.h"
 
 static const char config_text[] =
 	"[global]\nmedia_ports = 30000-30999\n"
@@ -501,6 +502,62 @@ static void test_video_declined(void **state)
 	oa_leg_destroy(b);
 }
 
+/* A re-offer that adds a stream: the legs make room for it (they hold only
+ * the streams a call has had), the first stream keeps its state and our key
+ * under rekey = keep, and the new one gets its own. Then from the other
+ * side, so that both legs grow as the offerer and as the answerer. */
+static void test_reoffer_adds_a_stream(void **state)
+{
+	struct oa_leg *a = leg("carrier", 1000), *b = leg("ivr", 2000);
+	char out[SDP_MAX_BYTES], first[SDP_MAX_BYTES], sdp[4096], c1[512], c2[512];
+	struct oa_result res;
+	struct oa_stream_info s0, s1;
+	const char *second;
+
+	offer(a, b, carrier_offer, out, &res);
+	answer(b, a, ivr_answer, first, &res);
+	assert_int_equal(oa_leg_nstreams(a), 1);
+	crypto_line(first, c1, sizeof(c1));
+
+	snprintf(sdp, sizeof(sdp),
+		 "%sm=audio 20002 RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+		 "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" K80B "\r\n",
+		 carrier_offer);
+	replace(sdp, "1000 1000", "1000 1001");
+	offer(a, b, sdp, out, &res);
+	assert_int_equal(res.status, 0);
+	assert_non_null(strstr(out, "\r\nm=audio 40010 RTP/AVP 0\r\n"));
+	snprintf(sdp, sizeof(sdp), "%sm=audio 6002 RTP/AVP 0\r\n", ivr_answer);
+	answer(b, a, sdp, out, &res);
+	assert_int_equal(res.status, 0);
+	assert_int_equal(oa_leg_nstreams(a), 2);
+	assert_int_equal(oa_leg_nstreams(b), 2);
+	assert_string_equal(crypto_line(out, c2, sizeof(c2)), c1);
+	second = strstr(out, "\r\nm=audio 30010 RTP/SAVP 0\r\n");
+	assert_non_null(second);
+	assert_string_not_equal(crypto_line(second, c2, sizeof(c2)), c1);
+	assert_int_equal(oa_leg_stream(a, 0, &s0), 0);
+	assert_int_equal(oa_leg_stream(a, 1, &s1), 0);
+	assert_true(s0.active && s0.secure && s1.active && s1.secure);
+	assert_int_equal(s0.port, 20000);
+	assert_int_equal(s1.port, 20002);
+	assert_false(secret_equal(&s0.ours->keysalt, &s1.ours->keysalt));
+	assert_int_equal(oa_leg_stream(b, 1, &s1), 0);
+	assert_int_equal(s1.port, 6002);
+	assert_int_equal(oa_leg_stream(a, 2, &s1), ENOENT);
+
+	/* the IVR offers three: each leg grows once more */
+	snprintf(sdp, sizeof(sdp), "%sm=audio 6002 RTP/AVP 0\r\nm=audio 6004 RTP/AVP 0\r\n",
+		 ivr_answer);
+	replace(sdp, "GVP 55 55", "GVP 55 56");
+	offer(b, a, sdp, out, &res);
+	assert_int_equal(res.status, 0);
+	assert_string_equal(crypto_line(out, c2, sizeof(c2)), c1);
+	assert_non_null(strstr(out, "\r\nm=audio 40020 RTP/SAVP 0\r\n"));
+	oa_leg_destroy(a);
+	oa_leg_destroy(b);
+}
+
 /* A declined stream with an m= line longer than anything kept for it: the
  * answer's m= line must still be whole (found by the fuzzer). */
 static void test_long_declined_mline(void **state)
@@ -621,6 +678,7 @@ int main(void)
 		cmocka_unit_test(test_plain_to_secure_and_back),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_video_declined),
+		cmocka_unit_test(test_reoffer_adds_a_stream),
 		cmocka_unit_test(test_long_declined_mline),
 		cmocka_unit_test(test_ipv6_and_gcm),
 		cmocka_unit_test(test_best_effort),
