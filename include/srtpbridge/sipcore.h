@@ -80,8 +80,4 @@ int sipcore_peer_dest(const struct sipcore *s, const struct config_trunk *trunk,
 void sipcore_conn_hold(struct sipcore *s, uint64_t conn);
 void sipcore_conn_release(struct sipcore *s, uint64_t conn);
 
-/* RFC 3261 19.3 tags and branch suffixes: 16 hex digits from OpenSSL's
- * CSPRNG (64 bits; at least 32 are required). buf holds 17 bytes. */
-void sipcore_random_hex(char buf[17]);
-
 #endif

@@ -31,6 +31,7 @@
 #include "srtpbridge/media_session.h"
 #include "srtpbridge/oa.h"
 #include "srtpbridge/portpool.h"
+#include "srtpbridge/randpool.h"
 #include "srtpbridge/relay.h"
 #include "srtpbridge/sdp.h"
 #include "srtpbridge/sipcore.h"
@@ -47,7 +48,6 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 #include <osipparser2/osip_parser.h>
 
 #define LOG_MODULE "b2bua"
@@ -349,7 +349,7 @@ static void respond_reason(struct txn *t, const osip_message_t *req, int status,
 	char fresh[17];
 
 	if (!tag) {
-		sipcore_random_hex(fresh);
+		randpool_hex16(fresh);
 		tag = fresh;
 	}
 	if (sipmsg_response(&resp, req, status, NULL, tag, warning))
@@ -493,7 +493,7 @@ static int add_via(osip_message_t *m, const struct config_trunk *trunk, enum sip
 	char via[400], branch[24] = "z9hG4bK";
 	int err;
 
-	sipcore_random_hex(branch + 7);
+	randpool_hex16(branch + 7);
 	err = legb_via(via, sizeof(via), trunk, tp, branch);
 	if (!err && osip_message_set_via(m, via))
 		err = ENOMEM;
@@ -869,7 +869,7 @@ static void new_id(char id[13])
 {
 	char hex[17];
 
-	sipcore_random_hex(hex);
+	randpool_hex16(hex);
 	memcpy(id, hex, 12);
 	id[12] = '\0';
 }
@@ -881,8 +881,8 @@ static int leg_init(struct call *c, struct leg *l, bool is_a, const struct confi
 	l->call = c;
 	l->is_a = is_a;
 	l->trunk = trunk;
-	sipcore_random_hex(l->tag);
-	RAND_bytes((unsigned char *)&sess, sizeof(sess));
+	randpool_hex16(l->tag);
+	randpool_draw(&sess, sizeof(sess));
 	return oa_leg_create(&l->oa, trunk, sess >> 2); /* o= session ids stay under 2^62 */
 }
 
@@ -894,7 +894,7 @@ static int leg_init(struct call *c, struct leg *l, bool is_a, const struct confi
  * for a merged request (RFC 3261 8.2.2.2). */
 static void new_b_call_id(struct call *c)
 {
-	sipcore_random_hex(c->b.call_id);
+	randpool_hex16(c->b.call_id);
 	memcpy(c->b.call_id + 16, c->id, 12);
 	c->b.call_id[28] = '\0';
 }
@@ -937,7 +937,7 @@ static int start_attempt(struct call *c, const osip_message_t *req, size_t from,
 				 LF_S("peer", name), LF_S("reason", detail));
 			continue;
 		}
-		sipcore_random_hex(branch + 7);
+		randpool_hex16(branch + 7);
 		err = legb_invite(&inv, req, out, peer,
 				  &(struct legb_ids){ .call_id = l->call_id,
 						      .from_tag = l->tag,
@@ -2018,7 +2018,7 @@ static void on_offer(struct b2bua *b, struct txn *t, osip_message_t *req, struct
 		unsigned char r = 0;
 		char after[8];
 
-		RAND_bytes(&r, 1);
+		randpool_draw(&r, 1);
 		snprintf(after, sizeof(after), "%u", r % 11);
 		if (sipmsg_response(&resp, req, 500, NULL, x->tag,
 				    "a re-INVITE of yours is still pending") == 0 &&

@@ -9,6 +9,7 @@
 #include "srtpbridge/control.h"
 #include "srtpbridge/legb.h"
 #include "srtpbridge/log.h"
+#include "srtpbridge/randpool.h"
 #include "srtpbridge/sipcore.h"
 #include "srtpbridge/sipmsg.h"
 #include "srtpbridge/txn.h"
@@ -188,9 +189,9 @@ static int build_ping(struct peer *p, osip_message_t **out, char *why, size_t wh
 
 	if (!buf)
 		return ENOMEM;
-	sipcore_random_hex(branch + 7);
-	sipcore_random_hex(tag);
-	sipcore_random_hex(cid);
+	randpool_hex16(branch + 7);
+	randpool_hex16(tag);
+	randpool_hex16(cid);
 	snprintf(target, sizeof(target), "sip:%s%s%s:%u%s", v6 ? "[" : "", u->host, v6 ? "]" : "",
 		 u->port, tp_param[u->transport]);
 	err = legb_via(via, sizeof(via), p->t, u->transport, branch);

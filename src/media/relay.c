@@ -21,6 +21,7 @@
 #include "srtpbridge/bytes.h"
 #include "srtpbridge/log.h"
 #include "srtpbridge/portpool.h"
+#include "srtpbridge/randpool.h"
 #include "srtpbridge/rtp.h"
 #include "srtpbridge/srtpctx.h"
 
@@ -39,7 +40,6 @@
 #include <liburing.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 
 #define LOG_MODULE   "media"
 
@@ -1516,32 +1516,6 @@ void relay_destroy(struct relay *r)
 	free(r);
 }
 
-/* Random bytes for SSRCs and where numbering starts, from a buffer filled
- * 4 KB at a time: each RAND_bytes takes the DRBG's lock and checks for a
- * fork, ~1.4 us, where a call needs 24 bytes. They go out in the clear;
- * what they must be is unpredictable (RFC 3550 5.1, RFC 3711 9.2), which
- * the DRBG's output is however it is cut. Main thread. */
-static void draw_random(void *out, size_t n)
-{
-	static _Thread_local struct {
-		unsigned char b[4096];
-		size_t used; /* bytes taken: all of them at first */
-	} pool = { .used = sizeof(pool.b) };
-
-	if (n > sizeof(pool.b)) {
-		(void)RAND_bytes(out, (int)n);
-		return;
-	}
-	if (pool.used + n > sizeof(pool.b)) {
-		(void)RAND_bytes(
-			pool.b,
-			(int)sizeof(pool.b)); /* as before: a failed DRBG is not fatal here */
-		pool.used = 0;
-	}
-	memcpy(out, pool.b + pool.used, n);
-	pool.used += n;
-}
-
 /* The worker with the fewest calls (calls are alike enough), unless the
  * worker that last ran the call's first socket has at most WORKER_SLACK
  * more: its set holds the sockets already. */
@@ -1587,7 +1561,7 @@ int relay_session_create(struct relay_session **out, struct relay *r, size_t nst
 	}
 	s->gen = atomic_fetch_add_explicit(&gens, 1, memory_order_relaxed) + 1;
 	for (int leg = 0; leg < 2; leg++)
-		draw_random(rnd[leg], nstreams * sizeof(rnd[leg][0]));
+		randpool_draw(rnd[leg], nstreams * sizeof(rnd[leg][0]));
 	for (int leg = 0; leg < 2; leg++)
 		for (size_t i = 0; i < nstreams; i++) {
 			struct wleg *l = &s->st[i].w[leg];

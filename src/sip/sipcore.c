@@ -4,6 +4,7 @@
 #include "srtpbridge/addr.h"
 #include "srtpbridge/config.h"
 #include "srtpbridge/log.h"
+#include "srtpbridge/randpool.h"
 #include "srtpbridge/resolver.h"
 #include "srtpbridge/sipframe.h"
 #include "srtpbridge/sipmsg.h"
@@ -17,7 +18,6 @@
 #include <string.h>
 
 #include <event2/event.h>
-#include <openssl/rand.h>
 #include <osipparser2/osip_parser.h>
 
 #define LOG_MODULE  "sip"
@@ -40,22 +40,9 @@ struct sipcore {
 
 /* RFC 3261 section 19.3: tags need at least 32 bits of cryptographic
  * randomness; 64 here, in hex. */
-void sipcore_random_hex(char buf[17])
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned char r[8] = { 0 };
-
-	RAND_bytes(r, sizeof(r));
-	for (int i = 0; i < 8; i++) {
-		buf[2 * i] = hex[r[i] >> 4];
-		buf[2 * i + 1] = hex[r[i] & 15];
-	}
-	buf[16] = '\0';
-}
-
 static void new_tag(char tag[17])
 {
-	sipcore_random_hex(tag);
+	randpool_hex16(tag);
 }
 
 /* sip_trace: every message in and out, as text. The logger redacts SDES

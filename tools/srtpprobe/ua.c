@@ -38,6 +38,7 @@
 #include "srtpbridge/addr.h"
 #include "srtpbridge/dialog.h"
 #include "srtpbridge/legb.h"
+#include "srtpbridge/randpool.h"
 #include "srtpbridge/sipcore.h"
 #include "srtpbridge/sipmsg.h"
 #include "srtpbridge/txn.h"
@@ -415,7 +416,7 @@ static int add_via_tp(const struct ua *u, enum sip_transport tp, osip_message_t 
 	char via[400], branch[24] = "z9hG4bK";
 	int err;
 
-	sipcore_random_hex(branch + 7);
+	randpool_hex16(branch + 7);
 	err = legb_via(via, sizeof(via), u->trunk, tp, branch);
 	if (!err && osip_message_set_via(m, via))
 		err = ENOMEM;
@@ -522,7 +523,7 @@ static void respond_bare(struct txn *t, int status, const char *warning)
 	osip_message_t *resp = NULL;
 	char tag[17];
 
-	sipcore_random_hex(tag);
+	randpool_hex16(tag);
 	if (sipmsg_response(&resp, txn_get_request(t), status, NULL, tag, warning) == 0)
 		txn_respond(t, resp);
 }
@@ -675,8 +676,8 @@ static struct ua_call *call_new(struct ua *u, enum ua_role role)
 	c->role = role;
 	c->rep.role = role;
 	c->rep.setup_ms = -1;
-	sipcore_random_hex(c->tag);
-	RAND_bytes((unsigned char *)&sess, sizeof(sess));
+	randpool_hex16(c->tag);
+	randpool_draw(&sess, sizeof(sess));
 	psdp_session_init(&c->sdp, &u->cfg.pol, sess >> 2);
 	evtimer_assign(&c->t_hangup, u->base, on_hangup_timer, c);
 	evtimer_assign(&c->t_step, u->base, on_step, c);
@@ -717,7 +718,7 @@ static int build_invite(struct ua_call *c, const char *call_id, osip_message_t *
 	for (size_t i = 0; i < u->trunk->nlisten && !l; i++)
 		if (u->trunk->listen[i].transport == c->dest.transport)
 			l = &u->trunk->listen[i];
-	sipcore_random_hex(branch + 7);
+	randpool_hex16(branch + 7);
 	if (!l || legb_via(via, sizeof(via), u->trunk, c->dest.transport, branch) ||
 	    legb_contact(contact, sizeof(contact), u->trunk, c->dest.transport, CONTACT_USER))
 		return EINVAL;
@@ -759,7 +760,7 @@ int ua_call_start(struct ua *u, struct ua_call **out, char *why, size_t whysz)
 		snprintf(why, whysz, "out of memory");
 		return ENOMEM;
 	}
-	sipcore_random_hex(call_id);
+	randpool_hex16(call_id);
 	snprintf(call_id + 16, sizeof(call_id) - 16, "@srtpprobe");
 	snprintf(c->rep.call_id, sizeof(c->rep.call_id), "%s", call_id);
 	snprintf(c->rep.transport, sizeof(c->rep.transport), "%s", tp_name(u->cfg.transport));
