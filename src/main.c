@@ -187,11 +187,18 @@ static int ctl_stats(void *arg, struct control_out *o)
 	control_out_uint(o, "keepalives", st.keepalives);
 	control_out_uint(o, "send_drops", st.send_drops);
 	control_out_uint(o, "accept_pauses", st.accept_pauses);
+	control_out_uint(o, "connections", st.connections);
+	control_out_uint(o, "connections_refused", st.connections_refused);
+	control_out_uint(o, "tls_failures", st.tls_failures);
 	control_out_uint(o, "transactions", st.transactions);
 	control_out_begin_object(o, "responses_sent");
 	for (int i = 1; i <= 6; i++)
 		control_out_uint(o, classes[i], st.responses_sent[i]);
 	control_out_end_object(o);
+	control_out_end_object(o);
+	/* lines that log limits left out (log.h): a flood, summed up */
+	control_out_begin_object(o, "log");
+	control_out_uint(o, "suppressed", log_suppressed_total());
 	control_out_end_object(o);
 	return 0;
 }

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 enum log_level {
@@ -83,6 +84,44 @@ void log_emit(enum log_level level, const char *module, const char *call, const 
 #define LOG_WARN(call, msg, ...)  LOG_AT(LOG_LVL_WARN, call, msg, __VA_ARGS__)
 #define LOG_INFO(call, msg, ...)  LOG_AT(LOG_LVL_INFO, call, msg, __VA_ARGS__)
 #define LOG_DEBUG(call, msg, ...) LOG_AT(LOG_LVL_DEBUG, call, msg, __VA_ARGS__)
+
+/* An event that anyone who can reach a socket may cause at will (a datagram
+ * that is not SIP, a connection over the limits, a failed TLS handshake) is
+ * logged through a limit, so that a flood can neither fill the disk nor keep
+ * the daemon and journald busy writing: LOG_LIMIT_BURST lines at once, then
+ * one every LOG_LIMIT_EVERY_MS. The next line written carries
+ * suppressed=N, the lines left out before it; the counters count every
+ * event. One thread per limit (the main loop's). */
+#define LOG_LIMIT_BURST	   10
+#define LOG_LIMIT_EVERY_MS 1000
+struct log_limit {
+	uint64_t refill_ms; /* CLOCK_MONOTONIC ms up to which tokens were added */
+	unsigned tokens;
+	bool started;
+	uint64_t suppressed; /* lines left out since the last one written */
+};
+/* Whether a line may go out at now_ms. When it may, *suppressed is what was
+ * left out before it (then reset to 0); when not, the line is counted. */
+bool log_limit_take_at(struct log_limit *l, uint64_t now_ms, uint64_t *suppressed);
+/* The same at the time of the call. */
+bool log_limit_take(struct log_limit *l, uint64_t *suppressed);
+/* Lines left out by every limit since the start (srtpbridgectl stats). */
+uint64_t log_suppressed_total(void);
+
+/* LOG_AT through lim; suppressed=N comes first among the fields when lines
+ * were left out before this one. */
+#define LOG_LIMITED(lim, lvl, call, msg, ...)                                                      \
+	do {                                                                                       \
+		uint64_t sup_;                                                                     \
+		if (log_enabled(lvl) && log_limit_take(lim, &sup_)) {                              \
+			const struct log_field lf_[] = { { 0 },                                    \
+							 LF_U("suppressed", sup_),                 \
+							 __VA_ARGS__ };                            \
+			size_t skip_ = sup_ ? 1 : 2;                                               \
+			log_emit(lvl, LOG_MODULE, call, msg, lf_ + skip_,                          \
+				 sizeof(lf_) / sizeof(lf_[0]) - skip_);                            \
+		}                                                                                  \
+	} while (0)
 
 /* Where lines go: fd 2 by default. Decides once whether stderr is the journal
  * (JOURNAL_STREAM names stderr's own device:inode; a child inherits the

@@ -38,6 +38,10 @@ struct sipcore_stats {
 	uint64_t send_drops; /* UDP sends lost to a full socket buffer (retransmission covers) */
 	/* TCP/TLS listeners paused, out of descriptors (transport.h) */
 	uint64_t accept_pauses;
+	/* TCP/TLS connections refused over the transport's limits (in all,
+	 * per source), and TLS handshakes that failed */
+	uint64_t connections_refused, tls_failures;
+	uint64_t connections;	    /* TCP/TLS connections open now */
 	uint64_t transactions;	    /* live now, calls ended or not (txn_layer_count) */
 	uint64_t responses_sent[7]; /* by class: [1] = 1xx ... [6] = 6xx */
 };

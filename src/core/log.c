@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -47,6 +48,52 @@ void log_init(int fd)
 bool log_journal_prefix(void)
 {
 	return journal_prefix;
+}
+
+/* ---- limits (log.h) ---- */
+
+static _Atomic uint64_t suppressed_total;
+
+bool log_limit_take_at(struct log_limit *l, uint64_t now_ms, uint64_t *suppressed)
+{
+	if (!l->started) {
+		l->started = true;
+		l->tokens = LOG_LIMIT_BURST;
+		l->refill_ms = now_ms;
+	} else if (now_ms > l->refill_ms) {
+		uint64_t add = (now_ms - l->refill_ms) / LOG_LIMIT_EVERY_MS;
+
+		if (add >= LOG_LIMIT_BURST - l->tokens) {
+			l->tokens = LOG_LIMIT_BURST;
+			l->refill_ms = now_ms;
+		} else {
+			l->tokens += (unsigned)add;
+			l->refill_ms += add * LOG_LIMIT_EVERY_MS; /* the part of a token stays */
+		}
+	}
+	if (!l->tokens) {
+		l->suppressed++;
+		atomic_fetch_add_explicit(&suppressed_total, 1, memory_order_relaxed);
+		return false;
+	}
+	l->tokens--;
+	*suppressed = l->suppressed;
+	l->suppressed = 0;
+	return true;
+}
+
+bool log_limit_take(struct log_limit *l, uint64_t *suppressed)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return log_limit_take_at(l, (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u,
+				 suppressed);
+}
+
+uint64_t log_suppressed_total(void)
+{
+	return atomic_load_explicit(&suppressed_total, memory_order_relaxed);
 }
 
 void log_set_level(enum log_level l)

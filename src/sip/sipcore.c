@@ -36,6 +36,8 @@ struct sipcore {
 	bool has_tu;
 	/* the trunk of the message inside txn_layer_receive(), for the TU */
 	const struct config_trunk *in_trunk;
+	/* anyone may send these (log.h) */
+	struct log_limit bad_datagram_log, malformed_log;
 };
 
 /* RFC 3261 section 19.3: tags need at least 32 bits of cryptographic
@@ -364,8 +366,9 @@ static void inbound(struct sipcore *s, struct slice raw, const struct transport_
 	if (sipmsg_parse(&m, raw, &status, why, sizeof(why))) {
 		s->st.malformed++;
 		addr_format((const struct sockaddr *)&src->addr, peer, sizeof(peer));
-		LOG_INFO(NULL, "malformed SIP message", LF_S("source", peer),
-			 LF_S("trunk", trunk->name), LF_I("status", status), LF_S("reason", why));
+		LOG_LIMITED(&s->malformed_log, LOG_LVL_INFO, NULL, "malformed SIP message",
+			    LF_S("source", peer), LF_S("trunk", trunk->name),
+			    LF_I("status", status), LF_S("reason", why));
 		if (status)
 			send_refusal(s, raw, status, why, src);
 		return;
@@ -394,6 +397,7 @@ static void on_datagram(void *arg, struct slice data, const struct transport_src
 	struct sipcore *s = arg;
 	struct slice msg;
 	char why[SIPMSG_WHY_MAX];
+	char peer[64];
 	int status = 0, err;
 
 	err = sipframe_datagram(data, &msg, &status, why, sizeof(why));
@@ -403,7 +407,10 @@ static void on_datagram(void *arg, struct slice data, const struct transport_src
 	}
 	if (err) {
 		s->st.malformed++;
-		LOG_INFO(NULL, "bad datagram", LF_I("status", status), LF_S("reason", why));
+		/* before the source check: from anyone at all */
+		addr_format((const struct sockaddr *)&src->addr, peer, sizeof(peer));
+		LOG_LIMITED(&s->bad_datagram_log, LOG_LVL_INFO, NULL, "bad datagram",
+			    LF_S("source", peer), LF_I("status", status), LF_S("reason", why));
 		/* a refusal only for a source we serve */
 		if (status && config_trunk_for_source(s->cfg, src->tp, src->local_addr,
 						      (const struct sockaddr *)&src->addr))
@@ -531,6 +538,9 @@ void sipcore_get_stats(const struct sipcore *s, struct sipcore_stats *out)
 	*out = s->st;
 	transport_get_stats(s->tp, &ts);
 	out->accept_pauses = ts.accept_pauses;
+	out->connections_refused = ts.refused;
+	out->tls_failures = ts.tls_failures;
+	out->connections = ts.conns;
 	out->transactions = txn_layer_count(s->txn);
 }
 

@@ -84,6 +84,8 @@ struct transport {
 	struct iovec iov[UDP_BATCH];
 	struct sockaddr_storage from[UDP_BATCH];
 	char *bufs;
+	/* anyone may cause these (log.h) */
+	struct log_limit refused_log, tls_log, closed_log;
 };
 
 /* ---- small helpers ---- */
@@ -188,9 +190,9 @@ static void conn_close(struct conn *c, int err, const char *why)
 	if (c->closing)
 		return;
 	c->closing = true;
-	LOG_INFO(NULL, "connection closed", LF_S("transport", tp_names[c->tp]),
-		 LF_S("peer", c->peer_name), LF_U("conn", c->id), LF_S("reason", why),
-		 LF_S("error", strerror(err)));
+	LOG_LIMITED(&c->t->closed_log, LOG_LVL_INFO, NULL, "connection closed",
+		    LF_S("transport", tp_names[c->tp]), LF_S("peer", c->peer_name),
+		    LF_U("conn", c->id), LF_S("reason", why), LF_S("error", strerror(err)));
 	if (c->t->cb.closed)
 		c->t->cb.closed(c->t->arg, c->id, err, why);
 	conn_free(c);
@@ -365,9 +367,9 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 			tlsctx_describe_failure(ssl, c->outbound, reason, sizeof(reason));
 			snprintf(why, sizeof(why), "TLS handshake refused: %s", reason);
 			c->t->st.tls_failures++;
-			LOG_WARN(NULL, "TLS handshake refused", LF_S("peer", c->peer_name),
-				 LF_S("reason", reason),
-				 LF_S("direction", c->outbound ? "out" : "in"));
+			LOG_LIMITED(&c->t->tls_log, LOG_LVL_WARN, NULL, "TLS handshake refused",
+				    LF_S("peer", c->peer_name), LF_S("reason", reason),
+				    LF_S("direction", c->outbound ? "out" : "in"));
 			ERR_clear_error();
 			conn_close(c, EPROTO, why);
 			return;
@@ -493,8 +495,9 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	addr_format(sa, name, sizeof(name));
 	if (t->st.conns >= t->lim.max_conns || conns_from(t, sa) >= t->lim.max_conns_per_source) {
 		t->st.refused++;
-		LOG_WARN(NULL, "connection refused: too many connections", LF_S("peer", name),
-			 LF_S("listen", loc->name), LF_U("total", t->st.conns));
+		LOG_LIMITED(&t->refused_log, LOG_LVL_WARN, NULL,
+			    "connection refused: too many connections", LF_S("peer", name),
+			    LF_S("listen", loc->name), LF_U("total", t->st.conns));
 		evutil_closesocket(fd);
 		return;
 	}

@@ -100,6 +100,84 @@ static void test_levels(void **state)
 	assert_string_equal(log_level_name(LOG_LVL_WARN), "warn");
 }
 
+/* A limit: LOG_LIMIT_BURST lines at once, then one a LOG_LIMIT_EVERY_MS,
+ * a token's fraction kept across calls; each line written says what was left
+ * out before it, and the process-wide total counts every line left out. */
+static void test_limit_tokens(void **state)
+{
+	struct log_limit l = { 0 };
+	uint64_t sup = 99, total = log_suppressed_total(), t = 5000;
+
+	(void)state;
+	for (int i = 0; i < LOG_LIMIT_BURST; i++) {
+		assert_true(log_limit_take_at(&l, t, &sup));
+		assert_int_equal(sup, 0);
+	}
+	for (int i = 0; i < 25; i++)
+		assert_false(log_limit_take_at(&l, t + 999, &sup));
+	assert_int_equal(log_suppressed_total() - total, 25);
+	/* one token a second; the next line tells of the 25 */
+	assert_true(log_limit_take_at(&l, t + 1000, &sup));
+	assert_int_equal(sup, 25);
+	assert_false(log_limit_take_at(&l, t + 1500, &sup));
+	/* 1.5 s and 2 s: the half token of 1.5 s was not lost */
+	assert_true(log_limit_take_at(&l, t + 2000, &sup));
+	assert_int_equal(sup, 1);
+	assert_false(log_limit_take_at(&l, t + 2999, &sup));
+	/* a quiet minute gives the whole burst back, no more */
+	t += 62000;
+	for (int i = 0; i < LOG_LIMIT_BURST; i++)
+		assert_true(log_limit_take_at(&l, t, &sup));
+	assert_false(log_limit_take_at(&l, t, &sup));
+	/* a clock that goes back takes nothing and gives nothing */
+	assert_false(log_limit_take_at(&l, t - 5000, &sup));
+	assert_int_equal(log_suppressed_total() - total, 29);
+}
+
+/* LOG_LIMITED writes the burst, then nothing, and the first line after
+ * carries suppressed=N; lines with nothing left out before them have no
+ * such field. A level that is off counts nothing. */
+static void test_limited_lines(void **state)
+{
+	struct log_limit l = { 0 };
+	int lines = 0;
+	char *s;
+
+	for (int i = 0; i < LOG_LIMIT_BURST + 40; i++) {
+		LOG_LIMITED(&l, LOG_LVL_INFO, NULL, "bad datagram", LF_I("n", i));
+		s = drain_line();
+		if (!s)
+			continue;
+		lines++;
+		assert_non_null(strstr(s, "msg=\"bad datagram\" n="));
+		assert_null(strstr(s, "suppressed="));
+	}
+	assert_int_equal(lines, LOG_LIMIT_BURST);
+	/* the next token comes within LOG_LIMIT_EVERY_MS */
+	for (int i = 0; i < 200; i++) {
+		LOG_LIMITED(&l, LOG_LVL_INFO, NULL, "bad datagram", LF_I("n", 1000 + i));
+		s = drain_line();
+		if (s) {
+			assert_non_null(strstr(s, " suppressed="));
+			assert_int_equal(atoi(strstr(s, " suppressed=") + 12), 40 + i);
+			break;
+		}
+		usleep(10000);
+		assert_int_not_equal(i, 199);
+	}
+	log_set_level(LOG_LVL_WARN);
+	{
+		struct log_limit off = { 0 };
+
+		for (int i = 0; i < 100; i++)
+			LOG_LIMITED(&off, LOG_LVL_INFO, NULL, "hidden");
+		assert_int_equal(off.suppressed, 0);
+		assert_false(off.started);
+	}
+	log_set_level(LOG_LVL_DEBUG);
+	assert_null(drain_line());
+}
+
 /* The journal prefix only when JOURNAL_STREAM names this very fd; the
  * variable is inherited by children whose stderr is something else. */
 static void test_journal_prefix(void **state)
@@ -231,6 +309,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_call_field, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_levels, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_journal_prefix, setup, teardown),
+		cmocka_unit_test(test_limit_tokens),
+		cmocka_unit_test_setup_teardown(test_limited_lines, setup, teardown),
 		cmocka_unit_test(test_redact),
 		cmocka_unit_test_setup_teardown(test_no_key_reaches_a_line, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_long_line_is_one_line, setup, teardown),
