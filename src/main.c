@@ -189,6 +189,7 @@ static int ctl_stats(void *arg, struct control_out *o)
 	control_out_uint(o, "accept_pauses", st.accept_pauses);
 	control_out_uint(o, "connections", st.connections);
 	control_out_uint(o, "connections_refused", st.connections_refused);
+	control_out_uint(o, "connections_unknown_source", st.connections_unknown_source);
 	control_out_uint(o, "tls_failures", st.tls_failures);
 	control_out_uint(o, "transactions", st.transactions);
 	control_out_begin_object(o, "responses_sent");

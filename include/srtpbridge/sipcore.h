@@ -41,7 +41,9 @@ struct sipcore_stats {
 	/* TCP/TLS connections refused over the transport's limits (in all,
 	 * per source), and TLS handshakes that failed */
 	uint64_t connections_refused, tls_failures;
-	uint64_t connections;	    /* TCP/TLS connections open now */
+	uint64_t connections; /* TCP/TLS connections open now */
+	/* refused at accept: no trunk's source, unknown_source = drop */
+	uint64_t connections_unknown_source;
 	uint64_t transactions;	    /* live now, calls ended or not (txn_layer_count) */
 	uint64_t responses_sent[7]; /* by class: [1] = 1xx ... [6] = 6xx */
 };

@@ -52,6 +52,10 @@ struct transport_callbacks {
 	 * partial message, idle). Never 0. Called before the id is forgotten,
 	 * also for a connection transport_send() opened a moment ago. */
 	void (*closed)(void *arg, uint64_t conn, int err, const char *why);
+	/* TCP/TLS: whether to take a connection from src (conn 0) before a
+	 * byte of it is read or a TLS handshake begins; NULL takes every one.
+	 * One refused is closed at once and counted in refused_unknown. */
+	bool (*admit)(void *arg, const struct transport_src *src);
 };
 
 /* Borrows cfg for the transport's life (the caller holds a reference): the
@@ -99,6 +103,7 @@ struct transport_stats {
 	unsigned listeners;
 	unsigned conns;
 	uint64_t accepted, refused, closed;
+	uint64_t refused_unknown; /* by the admit callback */
 	uint64_t oversize, framing_errors, tls_failures;
 	uint64_t datagrams_in, messages_in, sent;
 	/* accept() paused for lack of descriptors or memory (accept_backoff.h) */

@@ -434,6 +434,21 @@ static void on_closed(void *arg, uint64_t conn, int err, const char *why)
 	txn_layer_conn_closed(s->txn, conn, err ? err : ECONNRESET);
 }
 
+/* inbound()'s source check at the door of a stream. Under unknown_source =
+ * drop a connection from no trunk's sources is refused before a byte is read:
+ * every request on it would be dropped anyway, and meanwhile it would hold
+ * one of the connection slots (4096 in all) and, over TLS, cost a handshake's
+ * signature on the main loop. Under 403 it is taken, for its requests' 403. */
+static bool on_admit(void *arg, const struct transport_src *src)
+{
+	struct sipcore *s = arg;
+
+	if (config_trunk_for_source(s->cfg, src->tp, src->local_addr,
+				    (const struct sockaddr *)&src->addr))
+		return true;
+	return s->cfg->global.unknown_source == UNKNOWN_SOURCE_403;
+}
+
 /* ---- life ---- */
 
 /* The socket family a request to peer leaves from on trunk: its listen
@@ -468,7 +483,8 @@ int sipcore_create(struct sipcore **out, struct event_base *base, struct config 
 {
 	static const struct transport_callbacks tcb = { .datagram = on_datagram,
 							.message = on_message,
-							.closed = on_closed };
+							.closed = on_closed,
+							.admit = on_admit };
 	static const struct txn_callbacks xcb = {
 		.send = on_txn_send,
 		.request = on_request,
@@ -541,6 +557,7 @@ void sipcore_get_stats(const struct sipcore *s, struct sipcore_stats *out)
 	out->connections_refused = ts.refused;
 	out->tls_failures = ts.tls_failures;
 	out->connections = ts.conns;
+	out->connections_unknown_source = ts.refused_unknown;
 	out->transactions = txn_layer_count(s->txn);
 }
 

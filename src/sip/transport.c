@@ -493,6 +493,21 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	struct conn *c;
 
 	addr_format(sa, name, sizeof(name));
+	if (t->cb.admit) {
+		struct transport_src src = { .tp = loc->tp,
+					     .local = loc,
+					     .local_addr = (const struct sockaddr *)&loc->addr };
+
+		memcpy(&src.addr, sa, (size_t)salen);
+		src.addrlen = (socklen_t)salen;
+		if (!t->cb.admit(t->arg, &src)) {
+			t->st.refused_unknown++;
+			LOG_DEBUG(NULL, "connection from an unknown source refused",
+				  LF_S("peer", name), LF_S("listen", loc->name));
+			evutil_closesocket(fd);
+			return;
+		}
+	}
 	if (t->st.conns >= t->lim.max_conns || conns_from(t, sa) >= t->lim.max_conns_per_source) {
 		t->st.refused++;
 		LOG_LIMITED(&t->refused_log, LOG_LVL_WARN, NULL,

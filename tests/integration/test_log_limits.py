@@ -17,8 +17,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import DaemonTestCase, binary, run  # noqa: E402
 
+# unknown_source = 403: a stranger's connections are taken (for their
+# requests' 403), so that the per-source limit is what refuses them.
 CONFIG = """[global]
 log_level = info
+unknown_source = 403
 control_socket = @CONTROL_SOCKET@
 metrics_listen =
 media_ports = @MEDIA_PORTS@

@@ -1,8 +1,10 @@
 """SIP over UDP and TCP through the daemon: sipp as a real peer, and raw
 sockets for framing (split and merged messages, keepalives, bad and missing
-Content-Length, oversize), the source check, and retransmissions absorbed
-by the transaction layer. Everything on 127.0.0.0/8."""
+Content-Length, oversize), the source check (per message, and per connection
+at accept), and retransmissions absorbed by the transaction layer.
+Everything on 127.0.0.0/8."""
 
+import json
 import os
 import shutil
 import socket
@@ -12,7 +14,7 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import DaemonTestCase, run  # noqa: E402
+from harness import DaemonTestCase, binary, run  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SIPP = shutil.which("sipp")
@@ -234,6 +236,55 @@ class SipTransportTest(DaemonTestCase):
         s = self.udp()
         s.sendto(request("OPTIONS", self.port), ("127.0.0.1", self.port))
         self.assertEqual(status_of(s.recv(65536)), 200)
+
+    def stranger_tcp(self):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(s.close)
+        s.bind(("127.0.0.2", 0))
+        s.settimeout(5)
+        s.connect(("127.0.0.1", self.port))
+        return s
+
+    def stats(self):
+        r = run([binary("srtpbridgectl"), "-s", self.tmp.join("ctl.sock"), "--json", "stats"],
+                timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout)
+
+    def test_unknown_source_connection_refused(self):
+        """Under unknown_source = drop a connection from no trunk's source is
+        closed before a byte is read: it holds no slot, and would cost a
+        TLS handshake. The trunk's own sources still connect."""
+        self.start()
+        mark = self.daemon.log_mark()
+        s = self.stranger_tcp()
+        try:
+            s.sendall(request("OPTIONS", self.port, "TCP"))
+            self.assertEqual(s.recv(65536), b"")
+        except (ConnectionResetError, BrokenPipeError):
+            pass  # closed with our bytes unread: a reset
+        rec = self.daemon.wait_for_log(msg="connection from an unknown source refused",
+                                       since=mark)
+        self.assertTrue(rec["peer"].startswith("127.0.0.2:"), rec)
+        self.assertEqual(rec["listen"], "tcp:127.0.0.1:%d" % self.port)
+        st = self.stats()["sip"]
+        self.assertEqual(st["connections_unknown_source"], 1)
+        self.assertEqual(st["connections_refused"], 0)
+        self.assertEqual(st["requests"], 0)
+        t = self.tcp()
+        t.sendall(request("OPTIONS", self.port, "TCP"))
+        self.assertEqual(status_of(self.recv_responses(t, 1)[0]), 200)
+        self.assertEqual(self.stats()["sip"]["connections"], 1)
+
+    def test_unknown_source_403_over_tcp(self):
+        """Under 403 the connection is taken, so that its requests hear why."""
+        self.start(unknown="403")
+        s = self.stranger_tcp()
+        s.sendall(request("OPTIONS", self.port, "TCP"))
+        data = self.recv_responses(s, 1)[0]
+        self.assertEqual(status_of(data), 403)
+        self.assertIn("not a source", header(data, "Warning") or "")
+        self.assertEqual(self.stats()["sip"]["connections_unknown_source"], 0)
 
     def test_unknown_source_403(self):
         self.start(unknown="403")

@@ -81,6 +81,10 @@ struct fix {
 	unsigned nwhy;
 	bool timed_out;
 	uint16_t tls_port, tcp_port;
+	/* the admit callback: what it saw, and whether it refuses */
+	bool refuse;
+	unsigned admits;
+	struct transport_src admitted;
 };
 
 static void on_message(void *arg, struct slice msg, const struct transport_src *src)
@@ -94,6 +98,15 @@ static void on_message(void *arg, struct slice msg, const struct transport_src *
 
 static void on_datagram(void *arg, struct slice data, const struct transport_src *src)
 {
+}
+
+static bool on_admit(void *arg, const struct transport_src *src)
+{
+	struct fix *f = arg;
+
+	f->admits++;
+	f->admitted = *src;
+	return !f->refuse;
 }
 
 static void on_closed(void *arg, uint64_t conn, int err, const char *why)
@@ -130,7 +143,8 @@ static uint16_t free_port(void)
  * the transport binds it: then again with others, a few times. */
 static void start(struct fix *f, const char *server_cert, const char *cli_keys)
 {
-	static const struct transport_callbacks cb = { on_datagram, on_message, on_closed };
+	static const struct transport_callbacks cb = { on_datagram, on_message, on_closed,
+						       on_admit };
 	char text[2048], why[256];
 
 	for (int attempt = 0;; attempt++) {
@@ -322,6 +336,52 @@ static void test_limit_per_source(void **state)
 	stop(&f);
 }
 
+/* The admit callback decides before a byte is read: a refused connection is
+ * closed at once and counted apart from the limits' refusals; it sees the
+ * listener and the peer. */
+static void test_admit(void **state)
+{
+	static const char opts[] = "OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 0\r\n\r\n";
+	const struct sockaddr_in *peer, *local;
+	struct transport_stats st;
+	struct fix f;
+	int fd;
+	char b;
+
+	start(&f, "server", "");
+	f.refuse = true;
+	fd = tcp_client(&f);
+	assert_int_equal(write(fd, opts, sizeof(opts) - 1), (ssize_t)sizeof(opts) - 1);
+	run_until(&f, NULL, 300);
+	assert_int_equal(f.admits, 1);
+	assert_int_equal(f.admitted.tp, SIP_TP_TCP);
+	assert_int_equal(f.admitted.conn, 0);
+	peer = (const struct sockaddr_in *)&f.admitted.addr;
+	local = (const struct sockaddr_in *)f.admitted.local_addr;
+	assert_int_equal(peer->sin_family, AF_INET);
+	assert_int_equal(ntohl(peer->sin_addr.s_addr), INADDR_LOOPBACK);
+	assert_int_equal(ntohs(local->sin_port), f.tcp_port);
+	assert_true(recv(fd, &b, 1, 0) <= 0); /* closed (EOF, or a reset for the unread bytes) */
+	transport_get_stats(f.tp, &st);
+	assert_int_equal(st.refused_unknown, 1);
+	assert_int_equal(st.refused, 0);
+	assert_int_equal(st.accepted, 0);
+	assert_int_equal(st.conns, 0);
+	assert_int_equal(f.ngot, 0);
+	assert_int_equal(f.nwhy, 0); /* never a connection: nothing to close */
+	close(fd);
+
+	f.refuse = false;
+	fd = tcp_client(&f);
+	assert_int_equal(write(fd, opts, sizeof(opts) - 1), (ssize_t)sizeof(opts) - 1);
+	assert_true(run_until(&f, got_message, 3000));
+	transport_get_stats(f.tp, &st);
+	assert_int_equal(st.accepted, 1);
+	assert_int_equal(f.admits, 2);
+	close(fd);
+	stop(&f);
+}
+
 static void test_first_message_deadline(void **state)
 {
 	struct transport_limits lim = { 100, 10, 1, 1, 600, 30 };
@@ -435,6 +495,7 @@ int main(void)
 		cmocka_unit_test(test_tls_ip_peer),
 		cmocka_unit_test(test_tls_wrong_ca_and_expired),
 		cmocka_unit_test(test_limit_per_source),
+		cmocka_unit_test(test_admit),
 		cmocka_unit_test(test_first_message_deadline),
 		cmocka_unit_test(test_hold_and_idle),
 		cmocka_unit_test(test_reuse_by_alias),
