@@ -6,16 +6,15 @@ and then one a second, each line after a gap saying how many it stands for
 left out. The flood comes from 127.0.0.2, which no trunk lists. Everything
 on loopback and unix sockets in a temporary directory."""
 
-import json
 import os
 import socket
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import DaemonTestCase, binary, run  # noqa: E402
+from harness import DaemonTestCase  # noqa: E402
+from sipua import ctl  # noqa: E402
 
 # unknown_source = 403: a stranger's connections are taken (for their
 # requests' 403), so that the per-source limit is what refuses them.
@@ -62,9 +61,9 @@ class LogLimitTest(DaemonTestCase):
         self.daemon.wait_for_log(msg="listening", listen="tcp:127.0.0.1:%d" % self.port)
 
     def stats(self):
-        r = run([binary("srtpbridgectl"), "-s", self.sock, "--json", "stats"], timeout=30)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        return json.loads(r.stdout)
+        rc, st = ctl(self.sock, "stats")
+        self.assertEqual(rc, 0)
+        return st
 
     def wait_stat(self, path, want):
         deadline = time.monotonic() + harness.TIMEOUT

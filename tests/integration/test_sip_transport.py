@@ -4,7 +4,6 @@ Content-Length, oversize), the source check (per message, and per connection
 at accept), and retransmissions absorbed by the transaction layer.
 Everything on 127.0.0.0/8."""
 
-import json
 import os
 import shutil
 import socket
@@ -14,7 +13,8 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import DaemonTestCase, binary, run  # noqa: E402
+from harness import DaemonTestCase, run  # noqa: E402
+from sipua import ctl  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SIPP = shutil.which("sipp")
@@ -246,10 +246,9 @@ class SipTransportTest(DaemonTestCase):
         return s
 
     def stats(self):
-        r = run([binary("srtpbridgectl"), "-s", self.tmp.join("ctl.sock"), "--json", "stats"],
-                timeout=30)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        return json.loads(r.stdout)
+        rc, st = ctl(self.tmp.join("ctl.sock"), "stats")
+        self.assertEqual(rc, 0)
+        return st
 
     def test_unknown_source_connection_refused(self):
         """Under unknown_source = drop a connection from no trunk's source is
