@@ -171,7 +171,7 @@ static int ctl_stats(void *arg, struct control_out *o)
 	control_out_uint(o, "busy", portpool_busy_count(x->pool));
 	/* sockets held open (kept bound across calls): the fds media takes */
 	control_out_uint(o, "open", portpool_open_count(x->pool));
-	/* pairs whose idle sockets were closed because descriptors ran out */
+	/* pairs whose idle sockets were closed for descriptors (portpool.h) */
 	control_out_uint(o, "fd_reclaims", portpool_fd_reclaims(x->pool));
 	control_out_end_object(o);
 	daemon_fds_now(&fds_open, &fds_limit);

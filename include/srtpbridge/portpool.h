@@ -126,8 +126,9 @@ unsigned portpool_in_use_count(const struct portpool *p);
 /* Ports whose sockets the pool holds open now, in use or not: the file
  * descriptors it takes (RLIMIT_NOFILE). */
 unsigned portpool_open_count(const struct portpool *p);
-/* Pairs whose sockets were closed while they served no call because the
- * process was out of descriptors, since the pool was created. */
+/* Pairs whose sockets were closed while they served no call, to leave
+ * descriptors (the process was out of them, or the pool at its
+ * portpool_set_open_max share), since the pool was created. */
 uint64_t portpool_fd_reclaims(const struct portpool *p);
 
 /* Whether ports_needed ports (rounded up to whole pairs) are free now. Only a

@@ -20,7 +20,8 @@
  * callers did before. A forked child starts with an empty buffer. */
 void randpool_draw(void *out, size_t n);
 
-/* 16 lower-case hex digits (64 random bits) and a NUL. */
+/* 16 lower-case hex digits (64 random bits) and a NUL: a tag, a branch's
+ * suffix (RFC 3261 section 19.3 asks for at least 32 bits). */
 void randpool_hex16(char out[17]);
 
 #endif

@@ -3,7 +3,6 @@
 #include "srtpbridge/randpool.h"
 
 #include <pthread.h>
-#include <stdbool.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -14,8 +13,7 @@
 static _Thread_local struct {
 	unsigned char b[POOL_BYTES];
 	size_t used; /* bytes taken; all of them until the first fill */
-	bool filled;
-} pool;
+} pool = { .used = POOL_BYTES };
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -23,7 +21,8 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
  * that forked (the child's only one) forgets its buffer. */
 static void child_after_fork(void)
 {
-	OPENSSL_cleanse(&pool, sizeof(pool));
+	OPENSSL_cleanse(pool.b, sizeof(pool.b));
+	pool.used = POOL_BYTES;
 }
 
 static void register_fork_handler(void)
@@ -38,10 +37,9 @@ void randpool_draw(void *out, size_t n)
 		(void)RAND_bytes(out, (int)n);
 		return;
 	}
-	if (!pool.filled || pool.used + n > sizeof(pool.b)) {
+	if (pool.used + n > sizeof(pool.b)) {
 		(void)RAND_bytes(pool.b, (int)sizeof(pool.b));
 		pool.used = 0;
-		pool.filled = true;
 	}
 	memcpy(out, pool.b + pool.used, n);
 	/* what was handed out is not kept */

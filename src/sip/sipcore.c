@@ -40,13 +40,6 @@ struct sipcore {
 	struct log_limit bad_datagram_log, malformed_log;
 };
 
-/* RFC 3261 section 19.3: tags need at least 32 bits of cryptographic
- * randomness; 64 here, in hex. */
-static void new_tag(char tag[17])
-{
-	randpool_hex16(tag);
-}
-
 /* sip_trace: every message in and out, as text. The logger redacts SDES
  * keys from every string it writes, so a trace never shows one. */
 static void trace(const struct sipcore *s, const char *dir, const char *buf, size_t len,
@@ -109,7 +102,7 @@ static void send_refusal(struct sipcore *s, struct slice raw, int status, const 
 	char tag[20];
 	int err;
 
-	new_tag(tag);
+	randpool_hex16(tag);
 	err = sipmsg_refusal(&resp, raw, status, why, tag);
 	if (err == 0)
 		err = sipmsg_serialize(resp, &buf, &len);
@@ -130,7 +123,7 @@ static void respond_with(struct sipcore *s, struct txn *t, const osip_message_t 
 	osip_message_t *resp = NULL;
 	char tag[20];
 
-	new_tag(tag);
+	randpool_hex16(tag);
 	if (sipmsg_response(&resp, req, status, NULL, tag, warning))
 		return;
 	/* libosip2 keeps Accept in a field of its own, with its own setter */

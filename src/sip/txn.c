@@ -75,12 +75,12 @@ struct txn {
 	struct txn_addr peer;
 
 	osip_message_t *req; /* owned */
+	char *req_buf;	     /* osip_free: serialized req */
+	size_t req_len;
 	/* Of the last response sent (server), only its bytes: they are all a
 	 * retransmission needs, and parsed it would stay as long as the
-	 * transaction (32 s after a 200, about 5 KB each). */
-	char *req_buf; /* osip_free: serialized req */
-	size_t req_len;
-	char *resp_buf; /* osip_free: serialized resp */
+	 * transaction (32 s after a 200, about 5 KB each). osip_free. */
+	char *resp_buf;
 	size_t resp_len;
 	char *ack_buf; /* osip_free: ICT, the ACK for a non-2xx */
 	size_t ack_len;

@@ -240,6 +240,33 @@ route = carrier
 """
 
 
+# Plain RTP on both legs (calls need no keys), the carrier on UDP and TCP at
+# @PORT@, both trunks' sources 127.0.0.1.
+PLAIN_TCP_CONFIG = """\
+[global]
+log_level = info
+control_socket = @CONTROL_SOCKET@
+metrics_listen =
+media_ports = @MEDIA_PORTS@
+@GLOBAL_EXTRA@
+[trunk:carrier]
+listen = udp:127.0.0.1:@PORT@, tcp:127.0.0.1:@PORT@
+peers = udp:127.0.0.1:@PEER@
+options_interval = 0
+sources = 127.0.0.1/32
+srtp = off
+route = ivr
+
+[trunk:ivr]
+listen = udp:127.0.0.1:@IVR@
+peers = udp:127.0.0.1:@IVR_PEER@
+options_interval = 0
+sources = 127.0.0.1/32
+srtp = off
+route = carrier
+"""
+
+
 def minimal_values(tmp, **overrides):
     """Values for MINIMAL_CONFIG with fresh ports; overrides win."""
     values = {

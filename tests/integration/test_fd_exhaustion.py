@@ -25,31 +25,9 @@ import harness  # noqa: E402
 from harness import DaemonTestCase, binary, run  # noqa: E402
 from sipua import Carrier, Peer, parse, respond, status  # noqa: E402
 
-# Plain on both legs: the calls of MediaFdTest need no keys. Quarantine (60 s)
-# outlasts every test.
-CONFIG = """[global]
-log_level = info
-control_socket = @CONTROL_SOCKET@
-metrics_listen =
-media_ports = @MEDIA_PORTS@
-media_port_quarantine = 60
-
-[trunk:carrier]
-listen = udp:127.0.0.1:@PORT@, tcp:127.0.0.1:@PORT@
-peers = udp:127.0.0.1:@PEER@
-options_interval = 0
-sources = 127.0.0.1/32
-srtp = off
-route = ivr
-
-[trunk:ivr]
-listen = udp:127.0.0.1:@IVR@
-peers = udp:127.0.0.1:@IVR_PEER@
-options_interval = 0
-sources = 127.0.0.1/32
-srtp = off
-route = carrier
-"""
+# harness.PLAIN_TCP_CONFIG: the calls of MediaFdTest need no keys. Quarantine
+# (60 s) outlasts every test.
+GLOBAL_EXTRA = "media_port_quarantine = 60\n"
 
 # Descriptors left to the daemon under its lowered limit: the first SIP
 # connections take them, the next ones find none.
@@ -94,14 +72,15 @@ def accept_warning(listen):
 
 
 class FdTestCase(DaemonTestCase):
-    """The daemon on CONFIG, ready, its SIP TCP listener too."""
+    """The daemon on harness.PLAIN_TCP_CONFIG, ready, its SIP TCP listener too."""
 
     def setUp(self):
         super().setUp()
         self.port, self.peer, self.ivr, self.ivr_peer = harness.free_ports(4)
         self.sock = self.tmp.join("ctl.sock")
-        text = harness.render(CONFIG, CONTROL_SOCKET=self.sock, PORT=self.port, PEER=self.peer,
-                              IVR=self.ivr, IVR_PEER=self.ivr_peer,
+        text = harness.render(harness.PLAIN_TCP_CONFIG, CONTROL_SOCKET=self.sock,
+                              PORT=self.port, PEER=self.peer, IVR=self.ivr,
+                              IVR_PEER=self.ivr_peer, GLOBAL_EXTRA=GLOBAL_EXTRA,
                               MEDIA_PORTS=harness.free_media_range(32))
         self.daemon = self.start_daemon(self.tmp.write("sbc.ini", text))
         self.daemon.wait_ready()

@@ -16,31 +16,10 @@ import harness  # noqa: E402
 from harness import DaemonTestCase  # noqa: E402
 from sipua import ctl  # noqa: E402
 
-# unknown_source = 403: a stranger's connections are taken (for their
-# requests' 403), so that the per-source limit is what refuses them.
-CONFIG = """[global]
-log_level = info
-unknown_source = 403
-control_socket = @CONTROL_SOCKET@
-metrics_listen =
-media_ports = @MEDIA_PORTS@
-
-[trunk:carrier]
-listen = udp:127.0.0.1:@PORT@, tcp:127.0.0.1:@PORT@
-peers = udp:127.0.0.1:@PEER@
-options_interval = 0
-sources = 127.0.0.1/32
-srtp = off
-route = ivr
-
-[trunk:ivr]
-listen = udp:127.0.0.1:@IVR@
-peers = udp:127.0.0.1:@IVR_PEER@
-options_interval = 0
-sources = 127.0.0.1/32
-srtp = off
-route = carrier
-"""
+# harness.PLAIN_TCP_CONFIG with unknown_source = 403: a stranger's
+# connections are taken (for their requests' 403), so that the per-source
+# limit is what refuses them.
+GLOBAL_EXTRA = "unknown_source = 403\n"
 
 BURST = 10  # LOG_LIMIT_BURST
 FLOOD = 400
@@ -53,9 +32,9 @@ class LogLimitTest(DaemonTestCase):
         super().setUp()
         self.port, peer, ivr, ivr_peer = harness.free_ports(4)
         self.sock = self.tmp.join("ctl.sock")
-        text = harness.render(CONFIG, CONTROL_SOCKET=self.sock, PORT=self.port, PEER=peer,
-                              IVR=ivr, IVR_PEER=ivr_peer,
-                              MEDIA_PORTS=harness.free_media_range(8))
+        text = harness.render(harness.PLAIN_TCP_CONFIG, CONTROL_SOCKET=self.sock,
+                              PORT=self.port, PEER=peer, IVR=ivr, IVR_PEER=ivr_peer,
+                              GLOBAL_EXTRA=GLOBAL_EXTRA, MEDIA_PORTS=harness.free_media_range(8))
         self.daemon = self.start_daemon(self.tmp.write("sbc.ini", text))
         self.daemon.wait_ready()
         self.daemon.wait_for_log(msg="listening", listen="tcp:127.0.0.1:%d" % self.port)
